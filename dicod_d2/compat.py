@@ -11,13 +11,15 @@ never replaces existing ones, and is idempotent.
 - numpy 2 removed the aliases ``np.int``, ``np.float``, ``np.str``, ``np.object``; detectron2 uses
   them in the class histogram it logs when loading a dataset (the error is swallowed there, so the
   histogram silently disappears), the Pascal VOC loader and the semantic-segmentation evaluator.
-- setuptools < 81 keeps ``pkg_resources`` (``detectron2.model_zoo`` imports it) but warns: silenced.
+- setuptools < 81 keeps ``pkg_resources`` (``detectron2.model_zoo`` imports it) but warns: silenced,
+  as is torch's deprecation warning for the ``torch.jit.script`` calls detectron2 makes at import.
 - ``MapDataset`` retries a sample whose mapper returned None with ``random.sample(set, k=1)``, a
   TypeError on Python >= 3.11: :func:`patch_map_dataset` fixes it once ``detectron2.data`` is
   imported (``dicod_d2.data`` calls it).
 """
 from __future__ import annotations
 
+import functools
 import random
 import warnings
 
@@ -35,30 +37,34 @@ def apply_compat() -> None:
         if name not in np.__dict__:
             setattr(np, name, value)
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    # detectron2 0.6 scripts a few helpers with torch.jit.script at import time (deprecated in torch 2.10+)
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
 
-def _sample_any(population, k):
-    """``random.sample`` that also accepts a set, as it did before Python 3.11."""
-    if isinstance(population, (set, frozenset)):
-        population = sorted(population)
-    return random.sample(population, k)
+class _SetSamplingRandom(random.Random):
+    """``random.Random`` whose ``sample`` also accepts a set, as it did before Python 3.11."""
 
-
-class _RandomWithSetSample:
-    """Stand-in for the ``random`` module inside ``detectron2.data.common``."""
-
-    def __getattr__(self, name):
-        return getattr(random, name)
-
-    sample = staticmethod(_sample_any)
+    def sample(self, population, k, **kwargs):
+        if isinstance(population, (set, frozenset)):
+            population = sorted(population)
+        return super().sample(population, k, **kwargs)
 
 
 def patch_map_dataset() -> None:
     """Make detectron2's ``MapDataset`` fallback work on Python >= 3.11 (idempotent)."""
-    import detectron2.data.common as common
+    from detectron2.data.common import MapDataset
 
-    if not isinstance(common.random, _RandomWithSetSample):
-        common.random = _RandomWithSetSample()
+    if getattr(MapDataset, "_dicod_set_sampling", False):
+        return
+    original_init = MapDataset.__init__
+
+    @functools.wraps(original_init)
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self._rng = _SetSamplingRandom(42)
+
+    MapDataset.__init__ = __init__
+    MapDataset._dicod_set_sampling = True
 
 
 apply_compat()

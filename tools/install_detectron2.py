@@ -34,7 +34,6 @@ SDIST_NAME = "pb1-detectron2"
 SDIST_VERSION = "0.6"
 SDIST_FILENAME = f"{SDIST_NAME}-{SDIST_VERSION}.tar.gz"
 SDIST_SHA256 = "5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29"
-INSTALLED_VERSION = "0.6+dicod.nocompiledops"
 PLACEHOLDER_MARKER = "DICOD_D2_PLACEHOLDER = True"
 COMPAT_HOOK_MARKER = "# dicod-d2: compatibility hook"
 
@@ -63,15 +62,39 @@ def has_cuda():
     return False
 
 
-def __getattr__(name):
-    if name.startswith("__"):
-        raise AttributeError(name)
-    raise CompiledOpUnavailable(
+def _unavailable(name):
+    return CompiledOpUnavailable(
         f"detectron2 op '{name}' needs detectron2's compiled ops (detectron2._C), but detectron2 "
         "was installed without compiled ops (dicod-d2's tools/install_detectron2.py). Use an op "
         "that runs through torchvision instead, or build detectron2 from its source with a C++/CUDA "
         "toolchain into this environment (the installer then leaves it untouched)."
     )
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise _unavailable(name)
+
+
+def _register_torch_ops():
+    """detectron2 calls ``torch.ops.detectron2.nms_rotated``: define it so that it raises clearly."""
+    import torch
+
+    lib = torch.library.Library("detectron2", "FRAGMENT")
+
+    def nms_rotated(boxes, scores, iou_threshold):
+        raise _unavailable("nms_rotated")
+
+    try:
+        lib.define("nms_rotated(Tensor boxes, Tensor scores, float iou_threshold) -> Tensor")
+        lib.impl("nms_rotated", nms_rotated, "CompositeExplicitAutograd")
+    except RuntimeError:  # already defined in this process
+        pass
+    return lib
+
+
+_TORCH_LIBRARY = _register_torch_ops()
 '''
 
 COMPAT_HOOK_SOURCE = f'''
@@ -84,6 +107,12 @@ except ImportError:  # dicod-d2 uninstalled: detectron2 still imports where the 
 else:
     _dicod_apply_compat()
 '''
+
+
+# the installed version names the patch, so that a changed installer reinstalls detectron2
+INSTALLED_VERSION = "0.6+dicod." + hashlib.sha256(
+    (PLACEHOLDER_SOURCE + COMPAT_HOOK_SOURCE).encode()
+).hexdigest()[:8]
 
 
 def log(msg: str) -> None:

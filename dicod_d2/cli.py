@@ -1,0 +1,41 @@
+"""Shared command-line entry for the training scripts: parse, launch, report errors clearly."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Callable
+
+from .config.lazy import resolve_config_path
+from .engine.defaults import default_argument_parser
+from .engine.launch import launch
+
+#: errors that stand for bad input: reported as one message (set DICOD_DEBUG=1 for the traceback)
+USER_ERRORS = (FileNotFoundError, PermissionError, KeyError, ValueError, RuntimeError, OSError)
+
+
+def run_cli(main: Callable, description: str, argv: list[str] | None = None) -> int:
+    """Parse detectron2-style arguments and run ``main(args)`` in every process of the launch."""
+    parser = default_argument_parser(description)
+    args = parser.parse_args(argv)
+    try:
+        args.config_file = str(resolve_config_path(args.config_file))
+        import dicod_d2.data  # noqa: F401  registers the built-in datasets
+
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+            backend=args.dist_backend,
+        )
+    except USER_ERRORS as e:
+        if os.environ.get("DICOD_DEBUG"):
+            raise
+        logging.getLogger("dicod_d2").debug("error", exc_info=True)
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 1
+    return 0

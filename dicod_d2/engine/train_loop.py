@@ -1,0 +1,87 @@
+"""The LazyConfig training and evaluation loop behind ``tools/lazyconfig_train_net.py``.
+
+It follows detectron2's ``tools/lazyconfig_train_net.py`` with: the CPU/GPU launcher of
+:mod:`dicod_d2.engine.launch`, an atomic checkpointer holding the optimizer, scheduler and
+iteration, strict config overrides and clear errors. The config provides ``model``,
+``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier`` and ``train`` (see
+``configs/common/train.py``).
+"""
+from __future__ import annotations
+
+import logging
+
+from detectron2.config import instantiate
+from detectron2.engine import AMPTrainer, SimpleTrainer, default_writers, hooks
+from detectron2.evaluation import inference_on_dataset, print_csv_format
+from detectron2.utils import comm
+
+from ..config.lazy import load_config
+from .checkpoint import AtomicCheckpointer
+from .defaults import create_ddp_model, setup
+
+logger = logging.getLogger("dicod_d2")
+
+
+def do_test(cfg, model):
+    """Evaluate ``model`` on ``cfg.dataloader.test`` with ``cfg.dataloader.evaluator``."""
+    if "evaluator" not in cfg.dataloader:
+        return {}
+    ret = inference_on_dataset(
+        model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator)
+    )
+    if comm.is_main_process():
+        print_csv_format(ret)
+    return ret
+
+
+def build_model(cfg):
+    """Instantiate ``cfg.model`` on ``cfg.train.device``."""
+    model = instantiate(cfg.model)
+    model.to(cfg.train.device)
+    return model
+
+
+def do_train(args, cfg):
+    """Train with detectron2's hooks: timer, LR schedule, checkpoints, evaluation, writers."""
+    model = build_model(cfg)
+    logger.info("Model:\n%s", model)
+    cfg.optimizer.params.model = model
+    optim = instantiate(cfg.optimizer)
+    train_loader = instantiate(cfg.dataloader.train)
+
+    model = create_ddp_model(model, **cfg.train.ddp)
+    trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, train_loader, optim)
+    checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    trainer.register_hooks(
+        [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+            hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer)
+            if comm.is_main_process()
+            else None,
+            hooks.EvalHook(cfg.train.eval_period, lambda: do_test(cfg, model)),
+            hooks.PeriodicWriter(
+                default_writers(cfg.train.output_dir, cfg.train.max_iter),
+                period=cfg.train.log_period,
+            )
+            if comm.is_main_process()
+            else None,
+        ]
+    )
+    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
+    # the checkpoint holds the iteration that just finished: start at the next one
+    start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    trainer.train(start_iter, cfg.train.max_iter)
+    return trainer
+
+
+def main(args):
+    """Entry point run in every process by the launcher."""
+    cfg = load_config(args.config_file, args.opts)
+    setup(cfg, args)
+    if args.eval_only:
+        model = build_model(cfg)
+        model = create_ddp_model(model)
+        AtomicCheckpointer(model).load(cfg.train.init_checkpoint)
+        return do_test(cfg, model)
+    do_train(args, cfg)
