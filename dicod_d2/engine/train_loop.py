@@ -84,4 +84,4 @@ def main(args):
         model = create_ddp_model(model)
         AtomicCheckpointer(model).load(cfg.train.init_checkpoint)
         return do_test(cfg, model)
-    do_train(args, cfg)
+    return do_train(args, cfg)

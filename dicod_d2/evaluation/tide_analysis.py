@@ -6,7 +6,7 @@ main error types as dAP, the AP points gained by fixing every error of that type
 ====  =================  ========================================================================
 Cls   classification     right box (IoU >= fg with a GT of another class), wrong class
 Loc   localization       right class, IoU with a GT in [bg, fg]
-Both  both               wrong class and bg <= IoU < fg
+Both  both               none of the others: wrong class and bg < IoU < fg with some GT
 Dupe  duplicate          right class, IoU >= fg with a GT already matched by a higher-scored box
 Bkg   background         IoU <= bg with every GT
 Miss  missed             a GT no detection matched or would match after a fix
@@ -26,6 +26,7 @@ At most 100 detections per image are kept (highest scores), as in COCOeval and d
 Outputs (written atomically): ``tide_errors.png`` (and ``.pdf``), one panel per error type and one
 line per run; ``tide_summary.csv`` (one row per run and fg threshold); ``tide_summary.json``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,6 +36,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+import tidecv
 from tidecv import TIDE, Data, TIDERun
 from tidecv.errors.main_errors import (
     BackgroundError,
@@ -188,9 +190,17 @@ def evaluate_threshold(gt: Data, dets: Data, fg_threshold: float) -> dict:
     """TIDE at one foreground IoU threshold (background threshold :data:`BG_THRESHOLD`).
 
     Returns ``{"AP": float, "dAP": {type: float}, "counts": {type: int}}``; AP and dAP in points.
+    Raises :class:`TideInputError` for a run without any detection outside crowd regions (fixing
+    its misses leaves no class to average, so TIDE's dAP is undefined).
     """
     run = TIDERun(gt, dets, fg_threshold, BG_THRESHOLD, TIDE.BOX, gt.max_dets)
-    daps = run.fix_main_errors()
+    try:
+        daps = run.fix_main_errors()
+    except ZeroDivisionError as e:
+        raise TideInputError(
+            f"run '{dets.name}' has no detection outside crowd regions: TIDE's errors are "
+            "undefined. Check that the model was trained and its score threshold is not too high."
+        ) from e
     return {
         "AP": float(run.ap),
         "dAP": {name: float(daps[cls]) for name, cls in ERROR_CLASSES.items()},
@@ -272,15 +282,25 @@ def plot_error_curves(summary: dict, path: str | os.PathLike, fmt: str = "png") 
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
     fig = Figure(figsize=(12, 7), layout="constrained")
-    axes = fig.subplots(2, 3, sharex=True)
-    for ax, err in zip(axes.flat, ERROR_TYPES):
-        for name, run in summary["runs"].items():
+    axes = fig.subplots(2, 3)
+    markers = "osD^vP*X"  # distinct markers, shrinking sizes: identical curves stay visible
+    for ax, err in zip(axes.flat, ERROR_TYPES, strict=True):
+        top = 0.0
+        for k, (name, run) in enumerate(summary["runs"].items()):
             curves = run["curves"]
-            ax.plot(curves["fg_threshold"], curves["dAP"][err], marker="o", ms=4, label=name)
+            ax.plot(
+                curves["fg_threshold"],
+                curves["dAP"][err],
+                label=name,
+                marker=markers[k % len(markers)],
+                ms=max(8 - 1.5 * k, 3),
+                alpha=0.85,
+            )
+            top = max(top, *curves["dAP"][err])
         ax.set_title(f"{err} ({ERROR_NAMES[err]})")
         ax.set_xlabel("foreground IoU threshold")
         ax.set_ylabel("dAP")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, max(1.0, 1.1 * top))
         ax.grid(alpha=0.3)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
@@ -317,7 +337,7 @@ def analyze(
         files["figure_pdf"] = out_dir / f"{FIGURE_NAME}.pdf"
     files.update(csv=out_dir / CSV_NAME, json=out_dir / JSON_NAME)
     summary = {
-        "method": "TIDE (tidecv 1.0.1), bbox mode, isolated dAP of each main error type",
+        "method": f"TIDE (tidecv {tidecv.__version__}), bbox mode, isolated dAP of each main error type",
         "ground_truth": str(gt_json),
         "main_fg_iou_threshold": MAIN_FG_THRESHOLD,
         "bg_iou_threshold": BG_THRESHOLD,

@@ -1,0 +1,34 @@
+# DICOD distillation settings shared by every student (defaults of method.md sections 3-4).
+from detectron2.config import LazyCall as L
+
+from dicod_d2.data.datasets import thing_classes
+from dicod_d2.modeling.distiller import DICODDistiller
+from dicod_d2.teacher import build_frozen_teacher
+
+#: which terms each variant of the paper's tables switches on
+VARIANTS = {
+    "kd_cls": dict(kd_cls=True, loc_pix=False, kd_loc=False),  # +KD_cls
+    "loc": dict(kd_cls=False, loc_pix=True, kd_loc=False),  # +loc_pix
+    "loc_kd_loc": dict(kd_cls=False, loc_pix=True, kd_loc=True),  # +loc_pix+KD_loc
+    "dicod": dict(kd_cls=True, loc_pix=True, kd_loc=True),  # full DICOD
+}
+
+
+def distiller(teacher_path: str, variant: str = "dicod"):
+    """A LazyCall'ed DICODDistiller for ``model.distiller``.
+
+    The teacher's class names are checked against the training dataset's ``thing_classes``;
+    crops are taken in the student's ``input_format``.
+    """
+    return L(DICODDistiller)(
+        teacher=L(build_frozen_teacher)(path=teacher_path),
+        temperature=2.0,
+        kd_cls_weight=0.4,
+        loc_weight=0.15,
+        crop_size=None,  # the teacher's input size (112 in the paper)
+        loc_layers=["pixels", "stem"],
+        chunk_size=512,
+        input_format="${..input_format}",
+        class_names=L(thing_classes)(dataset_name="${dataloader.train.dataset.names}"),
+        **VARIANTS[variant],
+    )

@@ -1,0 +1,149 @@
+"""Crop boxes out of a batch of images, resampled to ``size × size``.
+
+Both crops sample the same points. Box coordinates are continuous pixel coordinates (XYXY,
+absolute pixels, detectron2's convention: pixel ``i`` covers ``[i, i + 1)``, its centre is
+``i + 0.5``). Output pixel ``j`` of a box ``[x1, x2]`` samples at ``x1 + (j + 0.5) · (x2 − x1) / size``
+with bilinear interpolation; coordinates beyond the outermost pixel centres take the border value.
+
+Box preparation (shared by both crops, see :func:`prepare_boxes`):
+  1. coordinates are clipped to the image tensor, ``[0, W] × [0, H]`` (with a padded batch this is
+     the padded size: the padding is sampled like image content);
+  2. a width or height below ``MIN_BOX_SIZE`` (1 px) — a degenerate, inverted or fully outside box —
+     is replaced by ``MIN_BOX_SIZE`` about the box centre, so the crop is a finite 1-px patch.
+Gradients w.r.t. a clipped coordinate, or w.r.t. the size of a box that was enlarged to the minimum
+size, are zero (the box centre still gets a gradient); they are never NaN.
+
+``crop_boxes_roi_align`` (no gradient; the KD_cls crops) is one torchvision ``roi_align`` call with
+``aligned=True, sampling_ratio=1``: one bilinear sample per output bin, at the bin centre, which are the
+points of an affine-grid crop with ``align_corners=False``.
+
+``crop_boxes_differentiable`` (gradient w.r.t. boxes and images; the KD_loc crops) builds an affine
+sampling grid per box and calls ``F.grid_sample`` once per image on the grids of that image's boxes
+concatenated along the height axis (grid ``[1, N_i·size, size, 2]``). The image is never copied per
+box: memory is O(N · size²) for the grids and crops, plus the batch itself.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.ops import roi_align
+
+__all__ = ["MIN_BOX_SIZE", "prepare_boxes", "crop_boxes_roi_align", "crop_boxes_differentiable"]
+
+MIN_BOX_SIZE = 1.0
+"""Smallest box width / height (pixels) that is sampled; smaller boxes are enlarged about their centre."""
+
+
+def _check_inputs(images: Tensor, boxes: Tensor, batch_index: Tensor, size: int) -> None:
+    if images.dim() != 4 or not images.is_floating_point():
+        raise ValueError(
+            f"images must be a float tensor [B, C, H, W], got {tuple(images.shape)} {images.dtype}; "
+            "convert uint8 images with .float() first."
+        )
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must be [N, 4] (XYXY, absolute pixels), got {tuple(boxes.shape)}.")
+    if batch_index.dim() != 1 or batch_index.shape[0] != boxes.shape[0]:
+        raise ValueError(
+            f"batch_index must be [N] with N = {boxes.shape[0]} (one image index per box), "
+            f"got {tuple(batch_index.shape)}."
+        )
+    if batch_index.dtype != torch.long:
+        raise ValueError(f"batch_index must be a long tensor, got {batch_index.dtype}.")
+    if batch_index.numel() and (batch_index.min() < 0 or batch_index.max() >= images.shape[0]):
+        raise ValueError(
+            f"batch_index values must lie in [0, {images.shape[0] - 1}] (the batch has "
+            f"{images.shape[0]} images), got [{int(batch_index.min())}, {int(batch_index.max())}]."
+        )
+    if int(size) < 1:
+        raise ValueError(f"crop size must be a positive integer, got {size}.")
+
+
+def prepare_boxes(boxes: Tensor, height: int, width: int) -> Tensor:
+    """Clip ``boxes`` [N, 4] (XYXY px) to ``[0, width] × [0, height]`` and enforce ``MIN_BOX_SIZE``.
+
+    Returns [N, 4] XYXY px, differentiable (see the module docstring for the zero-gradient cases).
+    """
+    x = boxes[:, 0::2].clamp(0.0, float(width))  # [N, 2]: x1, x2
+    y = boxes[:, 1::2].clamp(0.0, float(height))
+    out = []
+    for lo_hi in (x, y):
+        centre = lo_hi.mean(dim=1)
+        extent = (lo_hi[:, 1] - lo_hi[:, 0]).clamp(min=MIN_BOX_SIZE)
+        out.append((centre - extent / 2, centre + extent / 2))
+    (x1, x2), (y1, y2) = out
+    return torch.stack([x1, y1, x2, y2], dim=1)
+
+
+@torch.no_grad()
+def crop_boxes_roi_align(images: Tensor, boxes: Tensor, batch_index: Tensor, size: int) -> Tensor:
+    """Crop without gradient with ONE batched ``roi_align`` call.
+
+    Args:
+        images: [B, C, H, W] float (any value range, e.g. 0..255).
+        boxes: [N, 4] XYXY absolute pixels in the coordinates of ``images``.
+        batch_index: [N] long, the image of each box.
+        size: output side ``s`` in pixels.
+    Returns:
+        [N, C, s, s] crops, same dtype/device as ``images``.
+    """
+    _check_inputs(images, boxes, batch_index, size)
+    prepared = prepare_boxes(boxes.to(images.dtype), images.shape[2], images.shape[3])
+    rois = torch.cat([batch_index.to(images.dtype)[:, None], prepared], dim=1)
+    return roi_align(
+        images, rois, output_size=int(size), spatial_scale=1.0, sampling_ratio=1, aligned=True
+    )
+
+
+def _sampling_grid(boxes: Tensor, height: int, width: int, size: int) -> Tensor:
+    """Normalised ``grid_sample`` grid [N, s, s, 2] (x, y in [-1, 1], align_corners=False) of prepared boxes."""
+    steps = (torch.arange(size, device=boxes.device, dtype=boxes.dtype) + 0.5) / size  # [s]
+    x1, y1, x2, y2 = boxes.unbind(dim=1)
+    xs = x1[:, None] + steps[None, :] * (x2 - x1)[:, None]  # [N, s] pixel coordinates
+    ys = y1[:, None] + steps[None, :] * (y2 - y1)[:, None]
+    u = xs * (2.0 / width) - 1.0
+    v = ys * (2.0 / height) - 1.0
+    n = boxes.shape[0]
+    return torch.stack(
+        [u[:, None, :].expand(n, size, size), v[:, :, None].expand(n, size, size)], dim=-1
+    )
+
+
+def crop_boxes_differentiable(
+    images: Tensor, boxes: Tensor, batch_index: Tensor, size: int
+) -> Tensor:
+    """Bilinear crop that is differentiable w.r.t. the box coordinates and the images.
+
+    Args:
+        images: [B, C, H, W] float (any value range, e.g. 0..255).
+        boxes: [N, 4] XYXY absolute pixels in the coordinates of ``images``.
+        batch_index: [N] long, the image of each box.
+        size: output side ``s`` in pixels.
+    Returns:
+        [N, C, s, s] crops in the order of ``boxes``, same dtype/device as ``images``.
+
+    One ``grid_sample`` call per image with the grids of its boxes stacked along the height
+    axis ([1, N_i·s, s, 2]); no per-box copy of the image (memory O(N·s²)).
+    """
+    _check_inputs(images, boxes, batch_index, size)
+    size = int(size)
+    num_images, channels, height, width = images.shape
+    if boxes.shape[0] == 0:
+        return images.new_zeros((0, channels, size, size))
+    grid = _sampling_grid(prepare_boxes(boxes.to(images.dtype), height, width), height, width, size)
+    order = torch.argsort(batch_index, stable=True)
+    counts = torch.bincount(batch_index, minlength=num_images).tolist()
+    pieces = []
+    for b, grid_b in enumerate(torch.split(grid[order], counts)):
+        n = grid_b.shape[0]
+        if n == 0:
+            continue
+        sampled = F.grid_sample(
+            images[b : b + 1],
+            grid_b.reshape(1, n * size, size, 2),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )  # [1, C, n·s, s]
+        pieces.append(sampled.reshape(channels, n, size, size).transpose(0, 1))
+    return torch.cat(pieces)[torch.argsort(order)]

@@ -1,0 +1,5 @@
+"""DICOD distillation losses (method.md §3-§4)."""
+from .kd_cls import kd_cls_sigmoid, kd_cls_softmax
+from .kd_loc import default_loc_pools, loc_feature_loss, loc_pixel_loss
+
+__all__ = ["default_loc_pools", "kd_cls_sigmoid", "kd_cls_softmax", "loc_feature_loss", "loc_pixel_loss"]

@@ -1,0 +1,15 @@
+"""Student backbones: MobileNetV2, width-reduced ResNets (QR50), VGG16 for SSD."""
+from .mobilenet_v2 import MobileNetV2, build_mobilenetv2_backbone, build_mobilenetv2_fpn_backbone
+from .resnet_width import build_fpn, build_resnet_width_backbone, build_resnet_width_fpn_backbone
+from .weights import (
+    TORCHVISION_PIXEL_MEAN,
+    TORCHVISION_PIXEL_STD,
+    WeightLoadReport,
+    load_torchvision_weights,
+)
+
+__all__ = [
+    "MobileNetV2", "build_mobilenetv2_backbone", "build_mobilenetv2_fpn_backbone", "build_fpn",
+    "build_resnet_width_backbone", "build_resnet_width_fpn_backbone", "load_torchvision_weights",
+    "WeightLoadReport", "TORCHVISION_PIXEL_MEAN", "TORCHVISION_PIXEL_STD",
+]

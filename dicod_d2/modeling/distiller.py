@@ -1,0 +1,276 @@
+"""DICOD distillation losses for any student (method.md §3-§5), and the student-side mixin.
+
+A student meta-architecture inherits :class:`DistillationStudent`, holds a :class:`DICODDistiller` in
+``self.distiller`` (outside the module tree: not in ``state_dict``, ``parameters()`` or DDP), builds the
+unnormalised batch with :func:`raw_images` and, in training, calls :meth:`DICODDistiller.losses` with its
+positives.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+import torch.nn.functional as F
+from detectron2.structures import ImageList
+from torch import Tensor
+
+from ..layers.box_crops import crop_boxes_differentiable, crop_boxes_roi_align
+from ..losses.kd_cls import kd_cls_sigmoid, kd_cls_softmax
+from ..losses.kd_loc import default_loc_pools, loc_feature_loss, loc_pixel_loss
+
+if TYPE_CHECKING:
+    from ..teacher.frozen import FrozenTeacher
+
+__all__ = ["DICODDistiller", "DistillationStudent", "raw_images"]
+
+PIXELS = "pixels"
+_KD_CLS = {"softmax": kd_cls_softmax, "sigmoid": kd_cls_sigmoid}
+
+
+class DICODDistiller:
+    """Computes the weighted DICOD terms from a frozen classification teacher.
+
+    Args:
+        teacher: the frozen classifier (its parameters must not require grad).
+        temperature: T of KD_cls.
+        kd_cls_weight: λ_cls; ``loss_kd_cls = λ_cls · L_kd_cls``.
+        loc_weight: λ_loc; ``loss_loc_pix = λ_loc · L_loc_pix``, ``loss_kd_loc = λ_loc · L_kd_loc``.
+        kd_cls, loc_pix, kd_loc: enable each term.
+        crop_size: side s of every crop in pixels (default: the teacher's input size).
+        loc_layers: KD_loc layer list; "pixels" (the normalised crop) feeds L_loc_pix, every other
+            entry (teacher features "stem", "stage1".."stage4") feeds L_kd_loc.
+        loc_pools: pool size per ``loc_layers`` entry (default ``4·2^i`` for the i-th entry).
+        chunk_size: teacher batch size for the gt-crop logits.
+        input_format: channel order of the student's images, "BGR" or "RGB".
+        class_names: the student's classes; checked against the teacher's when given.
+    """
+
+    def __init__(
+        self,
+        teacher: FrozenTeacher,
+        *,
+        temperature: float = 2.0,
+        kd_cls_weight: float = 0.4,
+        loc_weight: float = 0.15,
+        kd_cls: bool = True,
+        loc_pix: bool = True,
+        kd_loc: bool = True,
+        crop_size: int | None = None,
+        loc_layers: Sequence[str] = (PIXELS, "stem"),
+        loc_pools: Sequence[int] | None = None,
+        chunk_size: int = 512,
+        input_format: str = "BGR",
+        class_names: Sequence[str] | None = None,
+    ):
+        if any(p.requires_grad for p in teacher.model.parameters()):
+            raise ValueError(
+                "the teacher has parameters with requires_grad=True; build it with FrozenTeacher "
+                "(which freezes it) so that no weight gradient is ever computed."
+            )
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        if input_format not in ("BGR", "RGB"):
+            raise ValueError(f"input_format must be 'BGR' or 'RGB', got {input_format!r}.")
+        loc_layers = tuple(loc_layers)
+        loc_pools = default_loc_pools(len(loc_layers)) if loc_pools is None else tuple(loc_pools)
+        if len(loc_pools) != len(loc_layers):
+            raise ValueError(f"loc_pools {loc_pools} needs one pool size per loc_layers entry {loc_layers}.")
+        if loc_pix and PIXELS not in loc_layers:
+            raise ValueError(
+                f"loc_pix=True needs '{PIXELS}' in loc_layers (got {loc_layers}); add it or set loc_pix=False."
+            )
+        if kd_loc and all(n == PIXELS for n in loc_layers):
+            raise ValueError(
+                f"kd_loc=True needs a teacher feature layer (e.g. 'stem') in loc_layers (got {loc_layers}); "
+                "add one or set kd_loc=False."
+            )
+        if class_names is not None:
+            teacher.check_class_names(class_names, "DICODDistiller(class_names=...)")
+        self.teacher = teacher
+        self.temperature = float(temperature)
+        self.kd_cls_weight = float(kd_cls_weight)
+        self.loc_weight = float(loc_weight)
+        self.kd_cls = bool(kd_cls)
+        self.loc_pix = bool(loc_pix)
+        self.kd_loc = bool(kd_loc)
+        self.crop_size = int(teacher.meta.input_size if crop_size is None else crop_size)
+        self.loc_layers = loc_layers
+        self.loc_pools = loc_pools
+        self.chunk_size = int(chunk_size)
+        self.input_format = input_format
+
+    def __repr__(self) -> str:
+        return (
+            f"DICODDistiller(kd_cls={self.kd_cls}, loc_pix={self.loc_pix}, kd_loc={self.kd_loc}, "
+            f"T={self.temperature}, kd_cls_weight={self.kd_cls_weight}, loc_weight={self.loc_weight}, "
+            f"crop_size={self.crop_size}, loc_layers={self.loc_layers}, loc_pools={self.loc_pools}, "
+            f"teacher={self.teacher.meta.arch})"
+        )
+
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        """Keys returned by :meth:`losses`, in order."""
+        enabled = (self.kd_cls, self.loc_pix, self.kd_loc)
+        names = ("loss_kd_cls", "loss_loc_pix", "loss_kd_loc")
+        return tuple(n for n, on in zip(names, enabled, strict=True) if on)
+
+    def losses(
+        self,
+        images: Tensor,
+        gt_boxes: Sequence[Tensor],
+        student_logits: Tensor,
+        pos_image_index: Tensor,
+        pos_gt_index: Tensor,
+        pred_boxes: Tensor,
+        mode: str,
+    ) -> dict[str, Tensor]:
+        """Weighted DICOD losses over the K positives of a batch.
+
+        Args:
+            images: [B, 3, H, W] float 0..255, UNNORMALISED, in ``input_format``, the (padded)
+                batch whose coordinates the boxes use (see :func:`raw_images`).
+            gt_boxes: B tensors [G_i, 4], XYXY absolute pixels.
+            student_logits: [K, C+1] (``mode="softmax"``, background last) or [K, C] ("sigmoid").
+            pos_image_index: [K] long, image of each positive.
+            pos_gt_index: [K] long, index of its matched gt box within that image.
+            pred_boxes: [K, 4] XYXY absolute pixels, the decoded predicted box of each positive
+                (differentiable: L_loc_pix / L_kd_loc backpropagate into it).
+            mode: "softmax" or "sigmoid", the student's classification output.
+        Returns:
+            ``{name: scalar}`` for the enabled terms (see :attr:`loss_names`), each finite and
+            connected to the student's graph also when K = 0.
+
+        Every gt box that has at least one positive is cropped once (one ``roi_align`` call, no
+        grad) and classified once (chunked); the same normalised crops are the gt branch of KD_loc
+        (both crops sample the same points). The "pixels" of L_loc_pix are the teacher's
+        normalised input. The predicted branch runs the teacher up to the deepest ``loc_layers``
+        entry for all K positives with autograd, so its activation memory grows with K.
+        """
+        if mode not in _KD_CLS:
+            raise ValueError(f"mode must be 'softmax' or 'sigmoid', got {mode!r}.")
+        num_pos = self._check_inputs(images, gt_boxes, student_logits, pos_image_index, pos_gt_index, pred_boxes)
+        if num_pos == 0:
+            zero = student_logits.sum() * 0.0 + pred_boxes.sum() * 0.0
+            return {name: zero for name in self.loss_names}
+
+        # Crop each gt box that has a positive once (no grad); positives index into them via `inverse`.
+        num_gt = torch.tensor([len(b) for b in gt_boxes], device=pos_image_index.device)
+        offsets = torch.cumsum(num_gt, 0) - num_gt
+        flat_gt = offsets[pos_image_index] + pos_gt_index
+        used_gt, inverse = torch.unique(flat_gt, return_inverse=True)
+        all_gt = torch.cat([b.to(images.device, images.dtype) for b in gt_boxes])
+        gt_image = torch.repeat_interleave(torch.arange(len(gt_boxes), device=num_gt.device), num_gt)
+        used_gt, inverse = used_gt.to(images.device), inverse.to(images.device)
+        gt_crops = crop_boxes_roi_align(
+            images, all_gt[used_gt], gt_image.to(images.device)[used_gt], self.crop_size
+        )
+        gt_input = self.teacher.normalize(gt_crops, self.input_format)
+
+        losses: dict[str, Tensor] = {}
+        if self.kd_cls:
+            teacher_logits = self.teacher.logits(gt_input, chunk_size=self.chunk_size)[inverse]
+            kd = _KD_CLS[mode](student_logits, teacher_logits, self.temperature)
+            losses["loss_kd_cls"] = self.kd_cls_weight * kd
+        if self.loc_pix or self.kd_loc:
+            losses.update(self._loc_losses(images, gt_input, inverse, pred_boxes, pos_image_index))
+        return losses
+
+    def _loc_losses(
+        self, images: Tensor, gt_input: Tensor, inverse: Tensor, pred_boxes: Tensor, pos_image_index: Tensor
+    ) -> dict[str, Tensor]:
+        """L_loc_pix / L_kd_loc. ``gt_input`` [U, 3, s, s] normalised gt crops, ``inverse`` [K] -> U.
+
+        The gt maps are pooled BEFORE being gathered per positive (pooling is per sample, and
+        re-pooling an h×h map to h×h is the identity), so memory stays O(U) for the gt branch.
+        """
+        pred_crops = crop_boxes_differentiable(
+            images, pred_boxes.to(images.dtype), pos_image_index.to(images.device), self.crop_size
+        )
+        pred_feats = self.teacher.features(
+            self.teacher.normalize(pred_crops, self.input_format), self.loc_layers
+        )
+        with torch.no_grad():
+            gt_feats = self.teacher.features(gt_input, self.loc_layers)
+            pools = dict(zip(self.loc_layers, self.loc_pools, strict=True))
+            gt_feats = {n: F.adaptive_avg_pool2d(gt_feats[n], p)[inverse] for n, p in pools.items()}
+        out = {}
+        if self.loc_pix:
+            pix = loc_pixel_loss(pred_feats[PIXELS], gt_feats[PIXELS], pools[PIXELS])
+            out["loss_loc_pix"] = self.loc_weight * pix
+        if self.kd_loc:
+            layers = [n for n in self.loc_layers if n != PIXELS]
+            feat = loc_feature_loss(pred_feats, gt_feats, layers, [pools[n] for n in layers])
+            out["loss_kd_loc"] = self.loc_weight * feat
+        return out
+
+    @staticmethod
+    def _check_inputs(images, gt_boxes, student_logits, pos_image_index, pos_gt_index, pred_boxes) -> int:
+        """Validate shapes and indices; return K."""
+        if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
+            raise ValueError(
+                f"images must be float [B, 3, H, W] (0..255, unnormalised), got {tuple(images.shape)} "
+                f"{images.dtype}; build them with dicod_d2.modeling.distiller.raw_images."
+            )
+        if len(gt_boxes) != images.shape[0]:
+            raise ValueError(f"gt_boxes has {len(gt_boxes)} entries for a batch of {images.shape[0]} images.")
+        for i, b in enumerate(gt_boxes):
+            if b.dim() != 2 or b.shape[1] != 4:
+                raise ValueError(f"gt_boxes[{i}] must be [G, 4] XYXY, got {tuple(b.shape)}.")
+        k = student_logits.shape[0]
+        for name, t, shape in (
+            ("pos_image_index", pos_image_index, (k,)),
+            ("pos_gt_index", pos_gt_index, (k,)),
+            ("pred_boxes", pred_boxes, (k, 4)),
+        ):
+            if tuple(t.shape) != shape:
+                raise ValueError(f"{name} must have shape {shape} (K = {k} positives), got {tuple(t.shape)}.")
+        if k == 0:
+            return 0
+        num_gt = torch.tensor([len(b) for b in gt_boxes], device=pos_image_index.device)
+        if pos_image_index.min() < 0 or pos_image_index.max() >= len(gt_boxes):
+            raise ValueError(f"pos_image_index out of range [0, {len(gt_boxes) - 1}].")
+        bad = (pos_gt_index < 0) | (pos_gt_index >= num_gt[pos_image_index])
+        if bad.any():
+            raise ValueError(
+                f"{int(bad.sum())} positives point to a gt box that does not exist in their image "
+                "(pos_gt_index must index gt_boxes[pos_image_index])."
+            )
+        return k
+
+
+class DistillationStudent:
+    """Mixin for a student ``nn.Module``: ``class MyStudent(DistillationStudent, nn.Module)``.
+
+    ``self.distiller`` (a :class:`DICODDistiller` or None) lives in the instance ``__dict__``, not in
+    the module tree: it is absent from ``state_dict()``, ``parameters()``, ``modules()`` and DDP,
+    and ``model.train()`` never reaches the teacher. ``model.to(device)`` (any ``_apply``) also moves
+    the teacher.
+    """
+
+    @property
+    def distiller(self) -> DICODDistiller | None:
+        return self.__dict__.get("_dicod_distiller")
+
+    @distiller.setter
+    def distiller(self, value: DICODDistiller | None) -> None:
+        if value is not None and not isinstance(value, DICODDistiller):
+            raise TypeError(f"distiller must be a DICODDistiller or None, got {type(value).__name__}.")
+        self.__dict__["_dicod_distiller"] = value
+
+    def _apply(self, fn, *args, **kwargs):
+        module = super()._apply(fn, *args, **kwargs)
+        if self.distiller is not None:
+            self.distiller.teacher._apply(fn)
+        return module
+
+
+def raw_images(
+    batched_inputs: Sequence[dict], size_divisibility: int = 0, device: torch.device | str | None = None
+) -> Tensor:
+    """Unnormalised padded batch [B, 3, H, W] float 0..255 from detectron2 ``batched_inputs``.
+
+    Uses ``ImageList.from_tensors`` (padding value 0) with the student's ``size_divisibility``, so the
+    sizes and box coordinates match the student's normalised ``ImageList``.
+    """
+    images = [x["image"].to(device=device, dtype=torch.float32) for x in batched_inputs]
+    return ImageList.from_tensors(images, size_divisibility).tensor

@@ -1,0 +1,177 @@
+"""The frozen classification teacher used during distillation.
+
+:class:`FrozenTeacher` is a plain Python object, not an ``nn.Module``: assigned as an attribute of a
+student it is not registered as a submodule, so it has no ``state_dict`` keys in the student's
+checkpoint, no parameters in its optimizer, nothing for DDP to synchronise, is never matched by
+detectron2's checkpoint loading, and ``student.train()`` (e.g. detectron2's ``inference_context``
+after every evaluation) never reaches it. A student forwards device/dtype moves to it by calling
+``teacher._apply(fn)`` from its own ``_apply``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from .classifiers import TeacherClassifier
+from .teacher_file import TeacherMeta, read_teacher_file
+
+logger = logging.getLogger(__name__)
+
+
+class FrozenTeacher:
+    """A classifier in eval mode with no trainable parameter, plus its :class:`TeacherMeta`.
+
+    Attributes:
+        model: the classifier; always in eval mode, every parameter has ``requires_grad=False``.
+        meta: classes, input size, channel order and normalisation of the classifier.
+        path, sha256: the teacher file it came from and the SHA-256 of its bytes (None if built
+            from a model in memory).
+    """
+
+    def __init__(
+        self,
+        model: TeacherClassifier,
+        meta: TeacherMeta,
+        path: str | None = None,
+        sha256: str | None = None,
+    ):
+        if model.arch != meta.arch or model.num_classes != meta.num_classes:
+            raise ValueError(
+                f"meta says arch '{meta.arch}' with {meta.num_classes} classes but the model is "
+                f"'{model.arch}' with {model.num_classes} classes"
+            )
+        self.model = model.eval().requires_grad_(False)
+        self.meta = meta
+        self.path = path
+        self.sha256 = sha256
+
+    @classmethod
+    def from_file(cls, path: str) -> FrozenTeacher:
+        """Load a teacher file (see ``teacher_file.py``) and log its path and SHA-256."""
+        model, meta, sha256 = read_teacher_file(path)
+        top1 = meta.recipe.get("top1")
+        logger.info(
+            "Teacher %s (sha256 %s): %s, %d classes, %d px %s input%s",
+            path,
+            sha256,
+            meta.arch,
+            meta.num_classes,
+            meta.input_size,
+            meta.channel_order,
+            f", top-1 {top1}" if top1 is not None else "",
+        )
+        return cls(model, meta, path=str(path), sha256=sha256)
+
+    # ----------------------------------------------------------------------------- device, mode
+    def _apply(self, fn: Callable[[Tensor], Tensor]) -> FrozenTeacher:
+        """Apply ``fn`` to every parameter and buffer (what ``nn.Module._apply`` does)."""
+        self.model._apply(fn)
+        return self
+
+    def to(self, *args, **kwargs) -> FrozenTeacher:
+        """Move/cast like ``nn.Module.to`` (device and/or floating dtype)."""
+        self.model.to(*args, **kwargs)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def train(self, mode: bool = True) -> FrozenTeacher:
+        """No-op that keeps eval mode: the teacher's BatchNorm statistics and dropout must stay
+        fixed during distillation, whatever mode the student or a training loop asks for."""
+        self.model.eval()
+        return self
+
+    def eval(self) -> FrozenTeacher:
+        return self.train(False)
+
+    # ------------------------------------------------------------------------------- compute
+    def normalize(self, crops: Tensor, input_format: str) -> Tensor:
+        """Turn crops into the classifier's input.
+
+        Args:
+            crops: ``[N,3,h,w]`` float pixels on the 0–255 scale in the student's channel order.
+            input_format: the crops' channel order, "BGR" or "RGB" (detectron2's ``INPUT.FORMAT``).
+        Returns:
+            ``[N,3,h,w]`` in the teacher's channel order, ``(x - pixel_mean) / pixel_std``.
+            Differentiable w.r.t. ``crops``.
+        """
+        if input_format not in ("RGB", "BGR"):
+            raise ValueError(f"input_format must be 'RGB' or 'BGR', got {input_format!r}")
+        if crops.dim() != 4 or crops.shape[1] != 3:
+            raise ValueError(f"crops must be [N,3,h,w], got shape {tuple(crops.shape)}")
+        if input_format != self.meta.channel_order:
+            crops = crops.flip(1)
+        mean = crops.new_tensor(self.meta.pixel_mean).view(1, 3, 1, 1)
+        std = crops.new_tensor(self.meta.pixel_std).view(1, 3, 1, 1)
+        return (crops - mean) / std
+
+    def logits(self, x: Tensor, chunk_size: int = 512) -> Tensor:
+        """Class logits ``[N,C]`` of normalised crops ``x`` ``[N,3,s,s]``, without gradient,
+        computed ``chunk_size`` crops at a time (bounded memory). ``N = 0`` gives ``[0,C]``."""
+        self.model.eval()
+        with torch.no_grad():
+            if x.shape[0] == 0:
+                return x.new_zeros((0, self.meta.num_classes))
+            return torch.cat([self.model(chunk) for chunk in x.split(chunk_size)])
+
+    def features(self, x: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+        """Named layer outputs ``{name: [N,C_l,h_l,w_l]}`` of normalised crops ``x`` ``[N,3,s,s]``
+        (see ``TeacherClassifier.forward_features``).
+
+        Keeps the autograd graph to ``x`` (the predicted-box branch of KD_loc back-propagates into
+        the box through it); no parameter gets a gradient since none requires one. Call it under
+        ``torch.no_grad()`` for a branch that needs none.
+        """
+        self.model.eval()
+        return self.model.forward_features(x, layers)
+
+    def check_class_names(self, class_names: Sequence[str], where: str) -> None:
+        """Raise ValueError unless ``class_names`` equals the teacher's classes, in the same order.
+
+        ``where`` names the other side (e.g. "dataset 'coco_2017_train'") in the message."""
+        ours, theirs = list(self.meta.class_names), [str(n) for n in class_names]
+        if ours == theirs:
+            return
+        problems = []
+        if len(ours) != len(theirs):
+            problems.append(f"the teacher has {len(ours)} classes, {where} has {len(theirs)}")
+        only_teacher = [n for n in ours if n not in theirs]
+        only_other = [n for n in theirs if n not in ours]
+        if only_teacher:
+            problems.append(f"only in the teacher: {only_teacher}")
+        if only_other:
+            problems.append(f"only in {where}: {only_other}")
+        moved = [
+            f"#{i}: teacher '{a}' vs '{b}'"
+            for i, (a, b) in enumerate(zip(ours, theirs, strict=False))
+            if a != b
+        ]
+        if moved and not (only_teacher or only_other):
+            problems.append("same classes in another order: " + ", ".join(moved[:10]))
+        raise ValueError(
+            f"teacher classes ({self.path or 'in memory'}) do not match {where}: "
+            + "; ".join(problems)
+            + ". The teacher's logit i must be the student's class i: use a teacher trained on "
+            "these classes in this order."
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"FrozenTeacher(arch={self.meta.arch}, classes={self.meta.num_classes}, "
+            f"input={self.meta.input_size}px {self.meta.channel_order}, path={self.path})"
+        )
+
+
+def build_frozen_teacher(path: str) -> FrozenTeacher:
+    """:meth:`FrozenTeacher.from_file` as a plain function (for LazyConfig)."""
+    return FrozenTeacher.from_file(path)

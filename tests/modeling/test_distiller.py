@@ -1,0 +1,187 @@
+"""DICODDistiller, DistillationStudent and raw_images with a real (tiny, random) FrozenTeacher."""
+import pytest
+import torch
+from detectron2.structures import ImageList
+from torch import nn
+
+import dicod_d2  # noqa: F401
+from dicod_d2.layers import crop_boxes_roi_align
+from dicod_d2.losses import kd_cls_softmax
+from dicod_d2.modeling.distiller import DICODDistiller, DistillationStudent, raw_images
+from dicod_d2.teacher import FrozenTeacher, TeacherMeta, build_classifier
+from dicod_d2.teacher.classifiers import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
+
+CLASSES = ["cat", "dog", "bird"]
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    model = build_classifier("resnet_tiny", len(CLASSES))
+    meta = TeacherMeta(
+        arch="resnet_tiny", num_classes=3, class_names=CLASSES, input_size=SIZE, channel_order="RGB",
+        pixel_mean=IMAGENET_PIXEL_MEAN, pixel_std=IMAGENET_PIXEL_STD,
+    )
+    return FrozenTeacher(model, meta)
+
+
+@pytest.fixture
+def batch():
+    """Two 40x48 BGR images, 2 + 1 gt boxes, 5 positives (softmax logits with background)."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, 40, 48, generator=g) * 255
+    gt_boxes = [torch.tensor([[2.0, 3.0, 20.0, 25.0], [22.0, 10.0, 45.0, 38.0]]), torch.tensor([[5.0, 5.0, 30.0, 33.0]])]
+    pos_image = torch.tensor([0, 0, 1, 0, 1])
+    pos_gt = torch.tensor([1, 0, 0, 1, 0])
+    gt_of_pos = torch.stack([gt_boxes[i][j] for i, j in zip(pos_image.tolist(), pos_gt.tolist(), strict=True)])
+    pred_boxes = (gt_of_pos + torch.randn(5, 4, generator=g) * 2).requires_grad_()
+    logits = torch.randn(5, 4, generator=g).requires_grad_()
+    return images, gt_boxes, logits, pos_image, pos_gt, pred_boxes
+
+
+def _assert_teacher_untouched(teacher):
+    assert all(not p.requires_grad and p.grad is None for p in teacher.model.parameters())
+    assert not teacher.model.training
+
+
+def test_losses_finite_and_gradients_reach_student_and_boxes_only(teacher, batch):
+    distiller = DICODDistiller(teacher, class_names=CLASSES)
+    assert distiller.crop_size == SIZE and distiller.loc_pools == (4, 8)
+    losses = distiller.losses(*batch, mode="softmax")
+    assert set(losses) == {"loss_kd_cls", "loss_loc_pix", "loss_kd_loc"}
+    for v in losses.values():
+        assert v.dim() == 0 and torch.isfinite(v) and v.item() > 0
+    sum(losses.values()).backward()
+    logits, pred_boxes = batch[2], batch[5]
+    assert torch.isfinite(pred_boxes.grad).all() and pred_boxes.grad.abs().sum() > 0
+    assert logits.grad.abs().sum() > 0
+    _assert_teacher_untouched(teacher)
+
+
+def test_kd_cls_uses_each_positives_own_gt(teacher, batch):
+    """Loop reference: crop each positive's gt box alone, classify it alone."""
+    images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
+    distiller = DICODDistiller(teacher, loc_pix=False, kd_loc=False, kd_cls_weight=0.4)
+    got = distiller.losses(images, gt_boxes, logits, pos_image, pos_gt, pred_boxes, mode="softmax")
+    ref_logits = []
+    for i, j in zip(pos_image.tolist(), pos_gt.tolist(), strict=True):
+        crop = crop_boxes_roi_align(images[i : i + 1], gt_boxes[i][j : j + 1], torch.tensor([0]), SIZE)
+        ref_logits.append(teacher.logits(teacher.normalize(crop, "BGR")))
+    expected = 0.4 * kd_cls_softmax(logits, torch.cat(ref_logits), 2.0)
+    assert set(got) == {"loss_kd_cls"}
+    torch.testing.assert_close(got["loss_kd_cls"], expected)
+
+
+def test_sigmoid_mode(teacher, batch):
+    images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
+    losses = DICODDistiller(teacher).losses(
+        images, gt_boxes, logits[:, :3], pos_image, pos_gt, pred_boxes, mode="sigmoid"
+    )
+    assert torch.isfinite(losses["loss_kd_cls"]) and losses["loss_kd_cls"] > 0
+    with pytest.raises(ValueError, match="background"):
+        DICODDistiller(teacher).losses(images, gt_boxes, logits, pos_image, pos_gt, pred_boxes, mode="sigmoid")
+
+
+def test_kd_loc_zero_when_pred_equals_gt(teacher, batch):
+    images, gt_boxes, logits, pos_image, pos_gt, _ = batch
+    gt_of_pos = torch.stack([gt_boxes[i][j] for i, j in zip(pos_image.tolist(), pos_gt.tolist(), strict=True)])
+    distiller = DICODDistiller(teacher, kd_cls=False)
+    exact = distiller.losses(images, gt_boxes, logits, pos_image, pos_gt, gt_of_pos.clone(), mode="softmax")
+    shifted = distiller.losses(images, gt_boxes, logits, pos_image, pos_gt, gt_of_pos + 3.0, mode="softmax")
+    for name in ("loss_loc_pix", "loss_kd_loc"):
+        assert exact[name].item() < 1e-5
+        assert shifted[name].item() > 100 * max(exact[name].item(), 1e-6)
+
+
+@pytest.mark.parametrize("no_gt", [False, True])
+def test_empty_positives_or_no_gt_give_connected_zeros(teacher, no_gt):
+    images = torch.rand(2, 3, 24, 24) * 255
+    gt_boxes = [torch.zeros(0, 4), torch.zeros(0, 4)] if no_gt else [torch.tensor([[1.0, 1.0, 9.0, 9.0]]), torch.zeros(0, 4)]
+    logits = torch.zeros(0, 4, requires_grad=True)
+    pred = torch.zeros(0, 4, requires_grad=True)
+    index = torch.zeros(0, dtype=torch.long)
+    losses = DICODDistiller(teacher).losses(images, gt_boxes, logits, index, index, pred, mode="softmax")
+    assert set(losses) == {"loss_kd_cls", "loss_loc_pix", "loss_kd_loc"}
+    assert all(v.item() == 0.0 and v.requires_grad for v in losses.values())
+    sum(losses.values()).backward()
+    assert logits.grad is not None and pred.grad is not None
+    _assert_teacher_untouched(teacher)
+
+
+@pytest.mark.parametrize("input_format", ["BGR", "RGB"])
+def test_red_patch_arrives_red_at_the_teacher(teacher, input_format):
+    red = [0.0, 0.0, 255.0] if input_format == "BGR" else [255.0, 0.0, 0.0]
+    images = torch.zeros(1, 3, 32, 32)
+    images[0, :, 8:24, 8:24] = torch.tensor(red).view(3, 1, 1)
+    seen = []
+    hook = teacher.model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+    try:
+        DICODDistiller(teacher, loc_pix=False, kd_loc=False, input_format=input_format).losses(
+            images, [torch.tensor([[8.0, 8.0, 24.0, 24.0]])], torch.zeros(1, 4), torch.tensor([0]),
+            torch.tensor([0]), torch.tensor([[8.0, 8.0, 24.0, 24.0]]), mode="softmax",
+        )
+    finally:
+        hook.remove()
+    assert len(seen) == 1
+    mean = torch.tensor(teacher.meta.pixel_mean).view(1, 3, 1, 1)
+    std = torch.tensor(teacher.meta.pixel_std).view(1, 3, 1, 1)
+    pixels = seen[0] * std + mean  # teacher order: RGB
+    torch.testing.assert_close(pixels[:, 0], torch.full_like(pixels[:, 0], 255.0), atol=1e-3, rtol=0)
+    assert pixels[:, 1:].abs().max() < 1e-3
+
+
+def test_bad_configuration_and_inputs_raise(teacher, batch):
+    with pytest.raises(ValueError, match="pixels"):
+        DICODDistiller(teacher, loc_layers=("stem",))
+    with pytest.raises(ValueError, match="feature layer"):
+        DICODDistiller(teacher, loc_layers=("pixels",))
+    with pytest.raises(ValueError, match="do not match"):
+        DICODDistiller(teacher, class_names=["dog", "cat", "bird"])
+    images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
+    with pytest.raises(ValueError, match="does not exist"):
+        DICODDistiller(teacher).losses(images, gt_boxes, logits, pos_image, pos_gt + 1, pred_boxes, mode="softmax")
+    with pytest.raises(ValueError, match="mode"):
+        DICODDistiller(teacher).losses(images, gt_boxes, logits, pos_image, pos_gt, pred_boxes, mode="softmx")
+    distiller = DICODDistiller(teacher, loc_layers=("pixels",), kd_loc=False)
+    assert distiller.loss_names == ("loss_kd_cls", "loss_loc_pix")
+    unfrozen = FrozenTeacher(build_classifier("resnet_tiny", 3), teacher.meta)
+    unfrozen.model.requires_grad_(True)
+    with pytest.raises(ValueError, match="requires_grad"):
+        DICODDistiller(unfrozen)
+
+
+class _Student(DistillationStudent, nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(2, 2)
+
+
+def test_student_mixin_keeps_teacher_outside_module_tree(teacher):
+    student = _Student()
+    student.distiller = DICODDistiller(teacher)
+    assert list(student.state_dict()) == ["head.weight", "head.bias"]
+    assert len(list(student.parameters())) == 2 and len(list(student.modules())) == 2
+    student.train()
+    assert not teacher.model.training
+    student.double()  # any _apply reaches the teacher (as model.to(device) does)
+    try:
+        assert teacher.dtype == torch.float64 and student.head.weight.dtype == torch.float64
+    finally:
+        student.float()
+    assert teacher.dtype == torch.float32
+    with pytest.raises(TypeError, match="DICODDistiller"):
+        student.distiller = teacher
+    student.distiller = None
+    student.double()
+    assert teacher.dtype == torch.float32
+
+
+def test_raw_images_matches_imagelist_padding():
+    g = torch.Generator().manual_seed(0)
+    inputs = [{"image": torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)} for h, w in ((30, 41), (37, 20))]
+    raw = raw_images(inputs, size_divisibility=32)
+    ref = ImageList.from_tensors([(x["image"].float() - 100.0) / 50.0 for x in inputs], 32)
+    assert raw.shape == ref.tensor.shape == (2, 3, 64, 64) and raw.dtype == torch.float32
+    torch.testing.assert_close(raw[1, :, :37, :20], inputs[1]["image"].float())
+    assert raw[1, :, 37:].abs().sum() == 0 and raw[1, :, :, 20:].abs().sum() == 0

@@ -1,0 +1,108 @@
+"""VGG16SSD: output shapes / strides for SSD300 and SSD512, torchvision weight loading."""
+import pytest
+import torch
+import torchvision
+
+import dicod_d2  # noqa: F401
+from dicod_d2.modeling.backbone.vgg import L2Norm, VGG16SSD, vgg16_ssd_feature_shapes
+
+WIDTH = 0.125
+
+
+@pytest.mark.parametrize(
+    "size, sides, strides",
+    [
+        (300, [38, 19, 10, 5, 3, 1], [8, 16, 32, 64, 100, 300]),
+        (512, [64, 32, 16, 8, 4, 2, 1], [8, 16, 32, 64, 128, 256, 512]),
+    ],
+)
+def test_output_shapes_and_strides(size, sides, strides):
+    torch.manual_seed(0)
+    net = VGG16SSD(size, width=WIDTH, norm="BN").eval()
+    shapes = net.output_shape()
+    assert [s.stride for s in shapes.values()] == strides
+    assert list(shapes.values()) == vgg16_ssd_feature_shapes(size, WIDTH)
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, size, size))
+    assert list(out) == list(shapes)
+    for name, x in out.items():
+        assert tuple(x.shape) == (1, shapes[name].channels, *(2 * [sides[list(out).index(name)]]))
+    # channel counts of the full network
+    full = vgg16_ssd_feature_shapes(size, 1.0)
+    assert [s.channels for s in full[:3]] == [512, 1024, 512]
+    assert all(s.channels == 256 for s in full[3:])
+
+
+def test_too_small_input_names_the_minimum():
+    net = VGG16SSD(300, width=WIDTH)
+    with pytest.raises(ValueError, match=f">= {net.min_input_size}"):
+        net(torch.zeros(1, 3, net.min_input_size - 1, 300))
+
+
+def test_l2norm_scales_unit_vectors():
+    layer = L2Norm(4)
+    x = torch.randn(2, 4, 3, 3)
+    y = layer(x)
+    torch.testing.assert_close(y.norm(dim=1), torch.full((2, 3, 3), 20.0))
+    torch.testing.assert_close(y / 20, x / x.norm(dim=1, keepdim=True))
+
+
+def _save(state, path):
+    torch.save(state, path)
+    return path
+
+
+def test_loads_torchvision_vgg16_and_reports_fc_layers(tmp_path):
+    torch.manual_seed(0)
+    state = torchvision.models.vgg16(weights=None).state_dict()
+    path = _save(state, tmp_path / "vgg16.pth")
+    net = VGG16SSD(300)
+    before = net.fc6.weight.clone()
+    report = net.load_torchvision_weights(path)
+    assert report.skipped == sorted(k for k in state if k.startswith("classifier."))
+    assert len(report.skipped) == 6
+    assert len(report.loaded) == 26  # 13 convs x (weight, bias)
+    assert "fc6.weight" in report.not_in_file and "conv4_3_norm.weight" in report.not_in_file
+    torch.testing.assert_close(net.conv1_1.weight, state["features.0.weight"])
+    torch.testing.assert_close(net.conv4_3.bias, state["features.21.bias"])
+    torch.testing.assert_close(net.conv5_3.weight, state["features.28.weight"])
+    assert torch.equal(net.fc6.weight, before)
+    # the constructor argument loads the same file
+    torch.testing.assert_close(VGG16SSD(300, weights=str(path)).conv3_2.weight, state["features.12.weight"])
+
+
+def test_loads_torchvision_vgg16_bn_layout(tmp_path):
+    """norm="BN" maps torchvision's vgg16_bn layout (conv, bn, relu): BatchNorm statistics too."""
+    cfg = torchvision.models.vgg.cfgs["D"]
+    features = torchvision.models.vgg.make_layers(cfg, batch_norm=True)
+    for m in features.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+    state = {f"features.{k}": v for k, v in features.state_dict().items()}
+    net = VGG16SSD(300, norm="BN")
+    report = net.load_torchvision_weights(_save(state, tmp_path / "vgg16_bn.pth"))
+    assert report.skipped == [] and len(report.loaded) == 13 * 7
+    torch.testing.assert_close(net.conv5_3.norm.running_mean, state["features.41.running_mean"])
+    torch.testing.assert_close(net.conv2_1.weight, state["features.7.weight"])
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.pop("features.26.bias"), "features.26.bias"),
+        (lambda s: s.__setitem__("extra.weight", torch.zeros(1)), "extra.weight"),
+    ],
+)
+def test_missing_or_unexpected_keys_are_named(tmp_path, edit, message):
+    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
+    state = {f"features.{k}": v for k, v in features.state_dict().items()}
+    edit(state)
+    with pytest.raises(ValueError, match=message):
+        VGG16SSD(300).load_torchvision_weights(_save(state, tmp_path / "w.pth"))
+
+
+def test_slim_width_cannot_take_full_weights(tmp_path):
+    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
+    state = {f"features.{k}": v for k, v in features.state_dict().items()}
+    with pytest.raises(ValueError, match="width=1.0"):
+        VGG16SSD(300, width=0.5).load_torchvision_weights(_save(state, tmp_path / "w.pth"))

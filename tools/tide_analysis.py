@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""TIDE error analysis of detectron2 COCO results: main errors, error curves, CSV/JSON summary.
+
+Example::
+
+    python tools/tide_analysis.py --gt datasets/coco/annotations/instances_val2017.json \\
+        --dets baseline=output/baseline/inference/coco_instances_results.json \\
+               dicod=output/dicod/inference/coco_instances_results.json \\
+        --out output/tide
+
+See :mod:`dicod_d2.evaluation.tide_analysis` for what is measured and written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dicod_d2.evaluation.tide_analysis import (
+    DEFAULT_THRESHOLDS,
+    TideInputError,
+    analyze,
+    format_main_errors,
+    parse_named_paths,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--gt", required=True, help="COCO ground-truth json (e.g. instances_val.json)"
+    )
+    parser.add_argument(
+        "--dets",
+        required=True,
+        nargs="+",
+        metavar="NAME=PATH",
+        help="one or more runs: a name and its coco_instances_results.json",
+    )
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--thresholds",
+        nargs="+",
+        type=float,
+        default=list(DEFAULT_THRESHOLDS),
+        help="foreground IoU thresholds of the curves (default 0.50 0.55 ... 0.95)",
+    )
+    parser.add_argument("--no-pdf", action="store_true", help="write the figure as PNG only")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        summary = analyze(
+            args.gt,
+            parse_named_paths(args.dets),
+            args.out,
+            thresholds=args.thresholds,
+            save_pdf=not args.no_pdf,
+        )
+    except (TideInputError, FileNotFoundError) as e:
+        parser.error(str(e))
+    print("TIDE main errors (dAP, fg IoU 0.5, bg IoU 0.1):")
+    print(format_main_errors(summary))
+    print("wrote " + ", ".join(summary["files"].values()))
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
