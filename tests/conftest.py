@@ -1,9 +1,8 @@
 """Shared fixtures: a tiny FashionDet under a per-session data root, CPU-friendly torch settings."""
 import os
+import sys
 import tempfile
 from pathlib import Path
-
-import sys
 
 import pytest
 import torch

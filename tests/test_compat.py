@@ -92,8 +92,9 @@ def test_class_histogram_is_logged_again(caplog):
 
 
 def test_map_dataset_retries_when_the_mapper_returns_none():
-    import dicod_d2.data  # noqa: F401  (applies the MapDataset fix)
     from detectron2.data.common import MapDataset
+
+    import dicod_d2.data  # noqa: F401  (applies the MapDataset fix)
 
     data = MapDataset(list(range(5)), lambda x: None if x == 0 else x * 10)
     assert data[0] in {10, 20, 30, 40}

@@ -30,12 +30,15 @@ class AtomicCheckpointer(DetectionCheckpointer):
                 torch.save(data, f)
         atomic_write_text(os.path.join(self.save_dir, "last_checkpoint"), os.path.basename(path))
 
-    def _load_file(self, filename: str):
-        if not os.path.isfile(filename):
+    def load(self, path: str, checkpointables=None):
+        if path and "://" not in path and not os.path.isfile(path):
             raise FileNotFoundError(
-                f"checkpoint '{filename}' does not exist: check train.init_checkpoint "
+                f"checkpoint '{path}' does not exist: check train.init_checkpoint "
                 "(or the output folder's last_checkpoint when resuming)"
             )
+        return super().load(path, checkpointables)
+
+    def _load_file(self, filename: str):
         try:
             return super()._load_file(filename)
         except Exception as e:  # truncated zip, pickle garbage, wrong format

@@ -25,7 +25,8 @@ class COCOEvaluator(_D2COCOEvaluator):
 
     def _derive_coco_results(self, coco_eval, iou_type, class_names=None):
         results = super()._derive_coco_results(coco_eval, iou_type, class_names)
-        if coco_eval is None or not results:
+        if coco_eval is None:  # no prediction at all: every AP is undefined, as detectron2 reports
+            results.update({f"AP@{thr:.2f}": float("nan") for thr in IOU_THRESHOLDS})
             return results
         precision = coco_eval.eval["precision"]  # [T, R, K, A, M]: iou, recall, class, area, maxdets
         for t, thr in enumerate(coco_eval.params.iouThrs):

@@ -86,7 +86,7 @@ class SSDAnchorGenerator(DefaultAnchorGenerator):
             input_size, ratio_range, first_level_ratios, len(strides)
         )
         super().__init__(
-            sizes=[[lo, hi] for lo, hi in zip(min_sizes, max_sizes)],
+            sizes=[[lo, hi] for lo, hi in zip(min_sizes, max_sizes, strict=True)],
             aspect_ratios=[list(a) for a in aspect_ratios],
             strides=list(strides),
             offset=offset,

@@ -9,7 +9,6 @@ from dicod_d2.engine.launch import default_backend, launch
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned children inherit sys.path
 from _dist_worker import train_and_dump  # noqa: E402
-
 from _helpers import REPO, TINY_OVERRIDES  # noqa: E402
 
 

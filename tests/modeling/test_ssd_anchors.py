@@ -46,7 +46,7 @@ def test_counts_per_level_and_total(spec, sides, per_level, total):
     assert gen.num_anchors == per_level
     anchors = gen([torch.zeros(1, 1, s, s) for s in sides])
     counts = [len(a) for a in anchors]
-    assert counts == [s * s * a for s, a in zip(sides, per_level)]
+    assert counts == [s * s * a for s, a in zip(sides, per_level, strict=True)]
     assert sum(counts) == total
 
 

@@ -14,7 +14,8 @@ Output maps for a 300² input: 38, 19, 10, 5, 3, 1 (strides 8, 16, 32, 64, 100, 
 64, 32, 16, 8, 4, 2, 1 (strides 8 … 512). The strides are SSD's nominal anchor strides.
 
 ``norm="BN"`` adds BatchNorm after every convolution (useful when training from scratch, where
-plain VGG trains poorly); ``norm=""`` is the original SSD network.
+plain VGG trains poorly); ``norm=""`` is the original SSD network. BatchNorm in training needs at
+least 2 images per device, since the last map is 1×1.
 
 Pretrained weights: :meth:`VGG16SSD.load_torchvision_weights` reads a local torchvision-format
 file (``torchvision.models.vgg16().state_dict()``, or ``vgg16_bn`` for ``norm="BN"``): keys
@@ -110,7 +111,7 @@ def vgg16_ssd_feature_shapes(size: int = 300, width: float = 1.0) -> list[ShapeS
     """
     extras, strides = _arch(size)
     channels = [512, _FC_CHANNELS] + [e.out for e in extras]
-    return [ShapeSpec(channels=_scaled(c, width), stride=s) for c, s in zip(channels, strides)]
+    return [ShapeSpec(channels=_scaled(c, width), stride=s) for c, s in zip(channels, strides, strict=True)]
 
 
 def _conv_out(n: int, kernel: int, stride: int, padding: int) -> int:
@@ -179,8 +180,8 @@ class VGG16SSD(Backbone):
         self.size, self.width, self.norm = size, width, norm
         shapes = vgg16_ssd_feature_shapes(size, width)
         self._out_features = _out_names(size)
-        self._out_feature_channels = {n: s.channels for n, s in zip(self._out_features, shapes)}
-        self._out_feature_strides = {n: s.stride for n, s in zip(self._out_features, shapes)}
+        self._out_feature_channels = {n: s.channels for n, s in zip(self._out_features, shapes, strict=True)}
+        self._out_feature_strides = {n: s.stride for n, s in zip(self._out_features, shapes, strict=True)}
         self.min_input_size = self._smallest_input()
 
         in_ch = 3

@@ -1,0 +1,4 @@
+"""Detector meta-architectures with the DICOD distillation hook."""
+from .rcnn import DICODGeneralizedRCNN
+
+__all__ = ["DICODGeneralizedRCNN"]

@@ -54,10 +54,10 @@ class SSDHead(nn.Module):
         self.num_anchors = list(num_anchors)
         self.cls_score = nn.ModuleList(
             nn.Conv2d(s.channels, a * (num_classes + 1), 3, padding=1)
-            for s, a in zip(input_shape, num_anchors)
+            for s, a in zip(input_shape, num_anchors, strict=True)
         )
         self.bbox_pred = nn.ModuleList(
-            nn.Conv2d(s.channels, a * 4, 3, padding=1) for s, a in zip(input_shape, num_anchors)
+            nn.Conv2d(s.channels, a * 4, 3, padding=1) for s, a in zip(input_shape, num_anchors, strict=True)
         )
         for conv in [*self.cls_score, *self.bbox_pred]:
             nn.init.xavier_uniform_(conv.weight)
@@ -68,8 +68,8 @@ class SSDHead(nn.Module):
         if len(features) != len(self.cls_score):
             raise ValueError(f"SSDHead expects {len(self.cls_score)} feature maps, got {len(features)}.")
         return (
-            [conv(f) for conv, f in zip(self.cls_score, features)],
-            [conv(f) for conv, f in zip(self.bbox_pred, features)],
+            [conv(f) for conv, f in zip(self.cls_score, features, strict=True)],
+            [conv(f) for conv, f in zip(self.bbox_pred, features, strict=True)],
         )
 
 

@@ -1,0 +1,6 @@
+# Faster R-CNN FashionDet student with loc_pix only (the "+loc_pix" column of method.md §7).
+from ..common.dicod import distiller
+from .faster_rcnn_dicod import dataloader, lr_multiplier, model, optimizer, train
+
+model.distiller = distiller(model.distiller.teacher.path, "loc")
+train.output_dir = "./output/fashiondet/faster_rcnn_loc"

@@ -1,0 +1,147 @@
+"""RetinaNet student with DICOD distillation (method.md §5: sigmoid KD_cls + KD_loc on positive anchors).
+
+:class:`DICODRetinaNet` is detectron2's :class:`~detectron2.modeling.meta_arch.RetinaNet` plus an
+optional :class:`~dicod_d2.modeling.distiller.DICODDistiller`. Without a distiller, and always at
+inference, it runs RetinaNet's own code; its ``state_dict`` keys are RetinaNet's (the distiller and
+its teacher live outside the module tree), so checkpoints load either way.
+
+In training with a distiller, the positive anchors of detectron2's ``label_anchors`` (IoU ≥ 0.5 or
+best match, label neither background nor ignored) take:
+
+- KD_cls with ``mode="sigmoid"`` on their [K, C] class logits (C per-class sigmoid logits);
+- L_loc_pix / KD_loc on their decoded predicted boxes ``box2box_transform.apply_deltas(deltas,
+  anchors)`` ([K, 4] XYXY absolute pixels of the padded input batch), against their matched gt box.
+"""
+from __future__ import annotations
+
+from detectron2.layers import cat
+from detectron2.modeling.meta_arch import RetinaNet
+from detectron2.structures import Boxes, ImageList, Instances
+from torch import Tensor
+
+from ..distiller import DICODDistiller, DistillationStudent, raw_images
+
+__all__ = ["DICODRetinaNet", "matched_gt_index"]
+
+
+def matched_gt_index(matched_boxes: Tensor, image_index: Tensor, gt_boxes: list[Tensor]) -> Tensor:
+    """Index, within its image, of the gt box each positive anchor was matched to.
+
+    detectron2's ``RetinaNet.label_anchors`` returns each anchor's matched gt box as a copy
+    (``gt_boxes[matched_idxs]``), so the index is recovered exactly by equality. When an image holds
+    several identical boxes the first is returned: its crop, hence every DICOD term, is the same.
+
+    Args:
+        matched_boxes: [K, 4] XYXY, the matched gt box of each positive (from ``label_anchors``).
+        image_index: [K] long, image of each positive.
+        gt_boxes: B tensors [G_i, 4] XYXY, the gt boxes of each image.
+    Returns:
+        [K] long, ``j`` such that ``gt_boxes[image_index[k]][j] == matched_boxes[k]``.
+    """
+    num_gt = max((len(b) for b in gt_boxes), default=0)
+    if len(matched_boxes) == 0 or num_gt == 0:
+        return image_index.new_zeros(len(matched_boxes))
+    padded = matched_boxes.new_full((len(gt_boxes), num_gt, 4), float("nan"))
+    for i, b in enumerate(gt_boxes):
+        padded[i, : len(b)] = b
+    equal = (padded[image_index] == matched_boxes[:, None, :]).all(dim=2)  # [K, G_max]
+    if not equal.any(dim=1).all():
+        raise ValueError("a positive anchor's matched box is not among its image's gt boxes.")
+    return equal.int().argmax(dim=1)
+
+
+class DICODRetinaNet(DistillationStudent, RetinaNet):
+    """detectron2 RetinaNet + optional DICOD distiller (see the module docstring).
+
+    Args:
+        distiller: a :class:`DICODDistiller` built with this model's ``input_format``, or None
+            (plain RetinaNet). Kept outside the module tree.
+        **kwargs: detectron2 ``RetinaNet`` arguments (backbone, head, head_in_features,
+            anchor_generator, box2box_transform, anchor_matcher, num_classes, pixel_mean,
+            pixel_std, input_format, focal loss and inference settings).
+
+    Training returns RetinaNet's ``loss_cls``, ``loss_box_reg`` plus the distiller's enabled terms
+    (``loss_kd_cls``, ``loss_loc_pix``, ``loss_kd_loc``), each a scalar.
+    """
+
+    def __init__(self, *, distiller: DICODDistiller | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if distiller is not None and distiller.input_format != self.input_format:
+            raise ValueError(
+                f"distiller.input_format={distiller.input_format!r} but the RetinaNet reads "
+                f"{self.input_format!r} images; build the distiller with "
+                f"input_format={self.input_format!r}."
+            )
+        self.distiller = distiller
+
+    def forward(self, batched_inputs: list[dict]):
+        """RetinaNet's forward; in training with a distiller the unnormalised batch goes along."""
+        if not self.training or self.distiller is None:
+            return super().forward(batched_inputs)
+        if any("instances" not in x for x in batched_inputs):
+            raise ValueError("RetinaNet training needs 'instances' (gt_boxes, gt_classes) in every input.")
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        features = [features[f] for f in self.head_in_features]
+        predictions = self.head(features)
+        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+        images_raw = raw_images(batched_inputs, self.backbone.size_divisibility, self.device)
+        return self.forward_training(images, features, predictions, gt_instances, images_raw)
+
+    def forward_training(
+        self,
+        images: ImageList,
+        features: list[Tensor],
+        predictions: list[list[Tensor]],
+        gt_instances: list[Instances],
+        images_raw: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """RetinaNet's losses, plus the distiller's over the positive anchors when it is set.
+
+        ``images_raw``: [B, 3, H, W] unnormalised batch (see :func:`raw_images`), required with a
+        distiller.
+        """
+        pred_logits, pred_deltas = self._transpose_dense_predictions(predictions, [self.num_classes, 4])
+        anchors = self.anchor_generator(features)
+        gt_labels, gt_boxes = self.label_anchors(anchors, gt_instances)
+        losses = self.losses(anchors, pred_logits, gt_labels, pred_deltas, gt_boxes)
+        if self.distiller is None:
+            return losses
+        if images_raw is None:
+            raise ValueError("DICODRetinaNet.forward_training needs images_raw (the unnormalised batch) with a distiller.")
+        losses.update(
+            self.distillation_losses(images_raw, anchors, pred_logits, pred_deltas, gt_labels, gt_boxes, gt_instances)
+        )
+        return losses
+
+    def distillation_losses(
+        self,
+        images_raw: Tensor,
+        anchors: list[Boxes],
+        pred_logits: list[Tensor],
+        pred_deltas: list[Tensor],
+        gt_labels: list[Tensor],
+        matched_gt_boxes: list[Tensor],
+        gt_instances: list[Instances],
+    ) -> dict[str, Tensor]:
+        """The distiller's losses over the K positive anchors of the batch.
+
+        Args:
+            images_raw: [B, 3, H, W] unnormalised padded batch.
+            anchors: per level Boxes [R_ℓ, 4]; pred_logits / pred_deltas: per level [B, R_ℓ, C] / [B, R_ℓ, 4].
+            gt_labels, matched_gt_boxes: B tensors [R] / [R, 4] from ``label_anchors``.
+            gt_instances: B Instances with ``gt_boxes``.
+        """
+        labels = cat(gt_labels).view(len(gt_labels), -1)  # [B, R]
+        pos_mask = (labels >= 0) & (labels != self.num_classes)
+        image_index, anchor_index = pos_mask.nonzero(as_tuple=True)
+        logits = cat(pred_logits, dim=1)[image_index, anchor_index]  # [K, C]
+        deltas = cat(pred_deltas, dim=1)[image_index, anchor_index]  # [K, 4]
+        pos_anchors = Boxes.cat(anchors).tensor[anchor_index]
+        pred_boxes = self.box2box_transform.apply_deltas(deltas, pos_anchors)  # [K, 4]
+        gt_boxes = [g.gt_boxes.tensor for g in gt_instances]
+        matched = cat(matched_gt_boxes).view(len(gt_labels), -1, 4)[image_index, anchor_index]
+        gt_index = matched_gt_index(matched, image_index, gt_boxes)
+        return self.distiller.losses(
+            images_raw, gt_boxes, logits, image_index, gt_index, pred_boxes, mode="sigmoid"
+        )

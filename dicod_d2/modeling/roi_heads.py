@@ -1,0 +1,118 @@
+"""ROI heads of the DICOD Faster R-CNN student (method.md §5).
+
+:class:`DICODROIHeads` is detectron2's ``StandardROIHeads`` that, in training, also returns what the
+distiller needs about each sampled proposal: its box-head outputs and the index of its matched
+ground-truth box. It stores them as fields of the sampled proposals that ``forward`` returns (no
+module state, nothing carried from one iteration to the next); :meth:`DICODROIHeads.positives`
+gathers the positives of a batch from them. Inference is exactly ``StandardROIHeads``'.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, NamedTuple
+
+import torch
+from detectron2.modeling.roi_heads import StandardROIHeads
+from detectron2.structures import Instances
+from torch import Tensor
+
+__all__ = ["DICODROIHeads", "ROIPositives"]
+
+
+class ROIPositives(NamedTuple):
+    """The K positive sampled proposals of a batch (gt class in [0, C)).
+
+    Attributes:
+        class_logits: [K, C+1] box-head class logits (background last).
+        image_index: [K] long, image of each positive in the batch.
+        gt_index: [K] long, index of its matched gt box in that image's ``gt_boxes``.
+        pred_boxes: [K, 4] XYXY absolute pixels, the box-head box of the gt class decoded from the
+            proposal; differentiable w.r.t. the box-regression output.
+    """
+
+    class_logits: Tensor
+    image_index: Tensor
+    gt_index: Tensor
+    pred_boxes: Tensor
+
+
+class DICODROIHeads(StandardROIHeads):
+    """``StandardROIHeads`` whose training output exposes the box head's positives to DICOD.
+
+    In training, every sampled proposal returned by ``forward`` carries, besides detectron2's
+    ``gt_classes`` / ``gt_boxes``:
+
+    - ``gt_index`` [S_i] long: index of the matched gt box in ``targets[i]`` (only in images that
+      have gt boxes; meaningful for positives),
+    - ``class_logits`` [S_i, C+1] and ``box_deltas`` [S_i, 4·C] (or [S_i, 4] class-agnostic): the box
+      predictor's outputs, with autograd graph.
+
+    Losses and inference are those of ``StandardROIHeads``. ``train_on_pred_boxes`` is not supported
+    (it replaces the proposal boxes that the decoded boxes are relative to).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.train_on_pred_boxes:
+            raise ValueError(
+                "DICODROIHeads does not support train_on_pred_boxes=True: set it to False "
+                "(the DICOD predicted boxes are decoded from the sampled proposals)."
+            )
+
+    @torch.no_grad()
+    def label_and_sample_proposals(
+        self, proposals: List[Instances], targets: List[Instances]
+    ) -> List[Instances]:
+        """detectron2's sampling, plus a ``gt_index`` field on the sampled proposals.
+
+        detectron2 copies every ``gt_*`` field of the targets to the proposals through the matched
+        gt index, so a ``gt_index = arange(G_i)`` field on (shallow copies of) the targets comes out
+        as each proposal's matched gt index. The caller's ``targets`` are not modified.
+        """
+        indexed = []
+        for t in targets:
+            t = Instances(t.image_size, **t.get_fields())
+            t.gt_index = torch.arange(len(t), device=t.gt_boxes.device)
+            indexed.append(t)
+        return super().label_and_sample_proposals(proposals, indexed)
+
+    def _forward_box(self, features: Dict[str, Tensor], proposals: List[Instances]):
+        """As ``StandardROIHeads._forward_box``; in training also sets ``class_logits`` and
+        ``box_deltas`` on ``proposals`` (in place)."""
+        if not self.training:
+            return super()._forward_box(features, proposals)
+        features = [features[f] for f in self.box_in_features]
+        box_features = self.box_pooler(features, [x.proposal_boxes for x in proposals])
+        predictions = self.box_predictor(self.box_head(box_features))
+        losses = self.box_predictor.losses(predictions, proposals)
+        class_logits, box_deltas = predictions
+        sizes = [len(p) for p in proposals]
+        for p, logits, deltas in zip(
+            proposals, class_logits.split(sizes), box_deltas.split(sizes), strict=True
+        ):
+            p.class_logits = logits
+            p.box_deltas = deltas
+        return losses
+
+    def positives(self, proposals: List[Instances]) -> ROIPositives:
+        """Gather the positives of the training output ``proposals`` of :meth:`forward`.
+
+        The predicted box of a positive is the class-specific box of its gt class, decoded from
+        its proposal with the box predictor's ``box2box_transform`` (method.md §5).
+        """
+        is_pos = [(p.gt_classes >= 0) & (p.gt_classes < self.num_classes) for p in proposals]
+        logits = torch.cat([p.class_logits[m] for p, m in zip(proposals, is_pos, strict=True)])
+        deltas = torch.cat([p.box_deltas[m] for p, m in zip(proposals, is_pos, strict=True)])
+        boxes = torch.cat([p.proposal_boxes.tensor[m] for p, m in zip(proposals, is_pos, strict=True)])
+        classes = torch.cat([p.gt_classes[m] for p, m in zip(proposals, is_pos, strict=True)])
+        # images without gt have no positive and no gt_index field
+        gt_index = torch.cat(
+            [p.gt_index[m] if p.has("gt_index") else m.new_zeros(0, dtype=torch.long)
+             for p, m in zip(proposals, is_pos, strict=True)]
+        )
+        image_index = torch.cat(
+            [torch.full((int(m.sum()),), i, dtype=torch.long, device=m.device) for i, m in enumerate(is_pos)]
+        )
+        if deltas.shape[1] > 4:  # class-specific regression: the gt class's 4 deltas
+            deltas = deltas.view(len(deltas), -1, 4)[torch.arange(len(deltas), device=deltas.device), classes]
+        pred_boxes = self.box_predictor.box2box_transform.apply_deltas(deltas, boxes)
+        return ROIPositives(logits, image_index, gt_index, pred_boxes)

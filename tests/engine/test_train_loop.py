@@ -1,0 +1,66 @@
+"""Baseline Faster R-CNN on the tiny FashionDet: train, evaluate by the hook, checkpoint, resume, eval-only."""
+import json
+
+import pytest
+import torch
+from _helpers import REPO, TINY_OVERRIDES
+
+from dicod_d2.engine.defaults import default_argument_parser
+from dicod_d2.engine.train_loop import main
+
+CONFIG = str(REPO / "configs/fashiondet/faster_rcnn_baseline.py")
+
+
+def _run(*argv):
+    return main(default_argument_parser().parse_args(["--config-file", CONFIG, *argv]))
+
+
+@pytest.mark.slow
+def test_train_evaluate_checkpoint_resume_and_eval_only(tiny_fashiondet, tmp_path):
+    out = tmp_path / "run"
+    common = TINY_OVERRIDES + [f"train.output_dir={out}", "train.checkpointer.period=2"]
+    trainer = _run(*common, "train.max_iter=4", "train.eval_period=4")
+    assert trainer.iter == 4
+    # EvalHook ran COCOEvaluator at the last iteration and it wrote its files
+    results = json.loads((out / "coco_instances_results.json").read_text())
+    assert isinstance(results, list)
+    metrics = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
+    assert any("bbox/AP" in m for m in metrics)
+    assert list(out.glob("events.out.tfevents.*"))
+    assert (out / "last_checkpoint").read_text() == "model_final.pth"
+    assert {"model_0000001.pth", "model_0000003.pth", "model_final.pth"} <= {p.name for p in out.iterdir()}
+    assert not list(out.glob(".*.tmp")), "a temporary checkpoint file was left behind"
+
+    saved = torch.load(out / "model_final.pth", weights_only=False)
+    assert saved["iteration"] == saved["trainer"]["iteration"] == 3
+    momentum = saved["trainer"]["optimizer"]["state"]
+    assert momentum and all("momentum_buffer" in s for s in momentum.values())
+    assert saved["trainer"]["hooks"]["LRScheduler"]["last_epoch"] == 4  # stepped after iteration 3
+
+    # resume: continues at iteration 4 with the saved optimizer and scheduler state
+    seen = {}
+    from detectron2.engine import SimpleTrainer
+
+    original = SimpleTrainer.before_train
+
+    def capture(self):
+        original(self)  # the LRScheduler hook builds its scheduler here, from the resumed iteration
+        seen["iter"] = self.iter
+        seen["optimizer"] = {k: v["momentum_buffer"].clone()
+                             for k, v in self.optimizer.state_dict()["state"].items()}
+        seen["lr_last_epoch"] = self._hooks[1].scheduler.last_epoch
+
+    SimpleTrainer.before_train = capture
+    try:
+        trainer = _run("--resume", *common, "train.max_iter=6", "train.eval_period=0")
+    finally:
+        SimpleTrainer.before_train = original
+    assert seen["iter"] == 4 and trainer.iter == 6
+    assert seen["optimizer"].keys() == {k for k in momentum}
+    for k, v in momentum.items():
+        assert torch.equal(seen["optimizer"][k], v["momentum_buffer"])
+    assert seen["lr_last_epoch"] == 4
+
+    # eval-only from the final checkpoint gives the COCO metrics
+    res = _run("--eval-only", *common, f"train.init_checkpoint={out / 'model_final.pth'}")
+    assert set(res["bbox"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "AP@0.95"}
