@@ -9,3 +9,7 @@ model._target_ = DICODGeneralizedRCNN
 model.roi_heads._target_ = DICODROIHeads
 model.distiller = distiller("output/teachers/fashiondet/teacher.pth", "dicod")
 train.output_dir = "./output/fashiondet/faster_rcnn_dicod"
+# DDP wraps the student only (the teacher lives outside the module tree) and every student parameter
+# gets a gradient in every step, also without positives (the distiller's zero stays connected to the
+# box head), so DDP needs no search for unused parameters.
+train.ddp.find_unused_parameters = False

@@ -96,14 +96,21 @@ class DICODROIHeads(StandardROIHeads):
     def positives(self, proposals: List[Instances]) -> ROIPositives:
         """Gather the positives of the training output ``proposals`` of :meth:`forward`.
 
-        The predicted box of a positive is the class-specific box of its gt class, decoded from
-        its proposal with the box predictor's ``box2box_transform`` (method.md §5).
+        Args:
+            proposals: per image, the sampled proposals with ``gt_classes``, ``class_logits``,
+                ``box_deltas`` (and ``gt_index`` where the image has gt boxes).
+        Returns:
+            :class:`ROIPositives` of the K proposals whose gt class is in [0, C). The predicted box
+            of a positive is the class-specific box of its gt class, decoded from its proposal with
+            the box predictor's ``box2box_transform`` (method.md §5).
         """
         is_pos = [(p.gt_classes >= 0) & (p.gt_classes < self.num_classes) for p in proposals]
-        logits = torch.cat([p.class_logits[m] for p, m in zip(proposals, is_pos, strict=True)])
-        deltas = torch.cat([p.box_deltas[m] for p, m in zip(proposals, is_pos, strict=True)])
+
+        def gather(field: str) -> Tensor:
+            return torch.cat([p.get(field)[m] for p, m in zip(proposals, is_pos, strict=True)])
+
+        logits, deltas, classes = gather("class_logits"), gather("box_deltas"), gather("gt_classes")
         boxes = torch.cat([p.proposal_boxes.tensor[m] for p, m in zip(proposals, is_pos, strict=True)])
-        classes = torch.cat([p.gt_classes[m] for p, m in zip(proposals, is_pos, strict=True)])
         # images without gt have no positive and no gt_index field
         gt_index = torch.cat(
             [p.gt_index[m] if p.has("gt_index") else m.new_zeros(0, dtype=torch.long)
@@ -113,6 +120,7 @@ class DICODROIHeads(StandardROIHeads):
             [torch.full((int(m.sum()),), i, dtype=torch.long, device=m.device) for i, m in enumerate(is_pos)]
         )
         if deltas.shape[1] > 4:  # class-specific regression: the gt class's 4 deltas
-            deltas = deltas.view(len(deltas), -1, 4)[torch.arange(len(deltas), device=deltas.device), classes]
+            per_class = deltas.view(len(deltas), deltas.shape[1] // 4, 4)
+            deltas = per_class[torch.arange(len(deltas), device=deltas.device), classes]
         pred_boxes = self.box_predictor.box2box_transform.apply_deltas(deltas, boxes)
         return ROIPositives(logits, image_index, gt_index, pred_boxes)

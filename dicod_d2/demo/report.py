@@ -1,0 +1,73 @@
+"""The demo's report: tables in the paper's form (baseline vs each variant) and the AP/IoU figure."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..utils.io import atomic_path
+from .metrics import AP_KEYS, IOU_KEYS
+
+
+def _cell(mean: float, std: float, base: float | None, seeds: int) -> str:
+    text = f"{mean:.1f}" + (f" ± {std:.1f}" if seeds > 1 else "")
+    if base is not None:
+        text += f" ({mean - base:+.1f})"
+    return text
+
+
+def results_table(agg: Mapping[str, dict], order: Sequence[str], keys: Sequence[str],
+                  labels: Mapping[str, str], baseline: str = "baseline",
+                  with_time: bool = False) -> str:
+    """Markdown table: one row per variant, ``mean ± std (difference to the baseline's mean)``."""
+    head = ["run", *keys] + (["s/iter"] if with_time else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    base = agg.get(baseline)
+    for name in order:
+        if name not in agg:
+            continue
+        a = agg[name]
+        cells = []
+        for k in keys:
+            mean, std = a["bbox"].get(k, (float("nan"), 0.0))
+            ref = None if name == baseline or base is None else base["bbox"].get(k, (None,))[0]
+            cells.append(_cell(mean, std, ref, a["seeds"]))
+        if with_time:
+            cells.append(f"{a['s_per_iter'][0]:.2f}")
+        lines.append(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_ap_vs_iou(agg: Mapping[str, dict], order: Sequence[str], labels: Mapping[str, str],
+                   path: str | Path) -> None:
+    """AP (mean over seeds, with ±std band) against the IoU threshold, one line per variant."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.2), dpi=120)
+    ax = fig.add_subplot(1, 1, 1)
+    thresholds = [float(k.split("@")[1]) for k in IOU_KEYS]
+    for name in order:
+        if name not in agg:
+            continue
+        means = [agg[name]["bbox"][k][0] for k in IOU_KEYS]
+        stds = [agg[name]["bbox"][k][1] for k in IOU_KEYS]
+        ax.plot(thresholds, means, marker="o", label=labels.get(name, name))
+        ax.fill_between(thresholds, [m - s for m, s in zip(means, stds)],
+                        [m + s for m, s in zip(means, stds)], alpha=0.15)
+    ax.set_xlabel("IoU threshold")
+    ax.set_ylabel("AP (%)")
+    ax.set_title("COCO AP against the IoU threshold (FashionDet val)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def ap_table(agg, order, labels) -> str:
+    """The COCO summary table with s/iter."""
+    return results_table(agg, order, AP_KEYS, labels, with_time=True)
+
+
+def iou_table(agg, order, labels) -> str:
+    """AP at each IoU threshold (the paper's table 5 form)."""
+    return results_table(agg, order, IOU_KEYS, labels)
