@@ -32,3 +32,19 @@ def distiller(teacher_path: str, variant: str = "dicod"):
         class_names=L(thing_classes)(dataset_name="${dataloader.train.dataset.names}"),
         **VARIANTS[variant],
     )
+
+
+def control_distiller(label_smoothing: float = 0.1):
+    """The control of the demo's ablation: the KD_cls term toward the label-smoothed ground truth
+    ``(1-ε)·onehot + ε/C`` instead of the teacher (same T and λ_cls; no teacher, no KD_loc)."""
+    return L(DICODDistiller)(
+        teacher=None,
+        temperature=2.0,
+        kd_cls_weight=0.4,
+        input_format="${..input_format}",
+        kd_cls_target="label_smoothing",
+        label_smoothing=label_smoothing,
+        kd_cls=True,
+        loc_pix=False,
+        kd_loc=False,
+    )

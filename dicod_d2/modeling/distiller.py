@@ -43,6 +43,15 @@ class DICODDistiller:
         chunk_size: teacher batch size for the gt-crop logits.
         input_format: channel order of the student's images, "BGR" or "RGB".
         class_names: the student's classes; checked against the teacher's when given.
+        max_loc_positives_per_image: None (default, the paper: every positive) or M ≥ 1: L_loc_pix
+            and L_kd_loc use at most M positives per image, drawn at random (``torch.rand``) among
+            that image's positives each iteration; KD_cls still uses every positive. Bounds the
+            teacher's forward/backward cost of the predicted-box crops (a speed lever; it changes
+            the loss values, and the RNG stream, only when set).
+        kd_cls_target: "teacher" (DICOD) or "label_smoothing": the control experiment, the same
+            KD_cls term toward the label-smoothed ground truth ``(1-ε)·onehot + ε/C`` instead of
+            the teacher (needs ``gt_classes`` in :meth:`losses`; no teacher, no KD_loc).
+        label_smoothing: ε of the control target.
     """
 
     def __init__(
@@ -61,8 +70,20 @@ class DICODDistiller:
         chunk_size: int = 512,
         input_format: str = "BGR",
         class_names: Sequence[str] | None = None,
+        max_loc_positives_per_image: int | None = None,
+        kd_cls_target: str = "teacher",
+        label_smoothing: float = 0.1,
     ):
-        if any(p.requires_grad for p in teacher.model.parameters()):
+        if kd_cls_target not in ("teacher", "label_smoothing"):
+            raise ValueError(f"kd_cls_target must be 'teacher' or 'label_smoothing', got {kd_cls_target!r}.")
+        if teacher is None and (kd_cls_target == "teacher" or loc_pix or kd_loc):
+            raise ValueError(
+                "teacher=None only works for the label-smoothing control (kd_cls_target="
+                "'label_smoothing', loc_pix=False, kd_loc=False); give a teacher file otherwise."
+            )
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
+        if teacher is not None and any(p.requires_grad for p in teacher.model.parameters()):
             raise ValueError(
                 "the teacher has parameters with requires_grad=True; build it with FrozenTeacher "
                 "(which freezes it) so that no weight gradient is ever computed."
@@ -84,27 +105,38 @@ class DICODDistiller:
                 f"kd_loc=True needs a teacher feature layer (e.g. 'stem') in loc_layers (got {loc_layers}); "
                 "add one or set kd_loc=False."
             )
-        if class_names is not None:
+        if max_loc_positives_per_image is not None and int(max_loc_positives_per_image) < 1:
+            raise ValueError(
+                f"max_loc_positives_per_image must be None (use every positive) or >= 1, "
+                f"got {max_loc_positives_per_image}."
+            )
+        if class_names is not None and teacher is not None:
             teacher.check_class_names(class_names, "DICODDistiller(class_names=...)")
         self.teacher = teacher
+        self.kd_cls_target = kd_cls_target
+        self.label_smoothing = float(label_smoothing)
         self.temperature = float(temperature)
         self.kd_cls_weight = float(kd_cls_weight)
         self.loc_weight = float(loc_weight)
         self.kd_cls = bool(kd_cls)
         self.loc_pix = bool(loc_pix)
         self.kd_loc = bool(kd_loc)
-        self.crop_size = int(teacher.meta.input_size if crop_size is None else crop_size)
+        self.crop_size = int(crop_size or (teacher.meta.input_size if teacher is not None else 0))
         self.loc_layers = loc_layers
         self.loc_pools = loc_pools
         self.chunk_size = int(chunk_size)
         self.input_format = input_format
+        self.max_loc_positives_per_image = (
+            None if max_loc_positives_per_image is None else int(max_loc_positives_per_image)
+        )
 
     def __repr__(self) -> str:
         return (
             f"DICODDistiller(kd_cls={self.kd_cls}, loc_pix={self.loc_pix}, kd_loc={self.kd_loc}, "
             f"T={self.temperature}, kd_cls_weight={self.kd_cls_weight}, loc_weight={self.loc_weight}, "
             f"crop_size={self.crop_size}, loc_layers={self.loc_layers}, loc_pools={self.loc_pools}, "
-            f"teacher={self.teacher.meta.arch})"
+            f"kd_cls_target={self.kd_cls_target}, "
+            f"teacher={self.teacher.meta.arch if self.teacher is not None else None})"
         )
 
     @property
@@ -123,6 +155,7 @@ class DICODDistiller:
         pos_gt_index: Tensor,
         pred_boxes: Tensor,
         mode: str,
+        gt_classes: Sequence[Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """Weighted DICOD losses over the K positives of a batch.
 
@@ -136,6 +169,8 @@ class DICODDistiller:
             pred_boxes: [K, 4] XYXY absolute pixels, the decoded predicted box of each positive
                 (differentiable: L_loc_pix / L_kd_loc backpropagate into it).
             mode: "softmax" or "sigmoid", the student's classification output.
+            gt_classes: B tensors [G_i] long, contiguous class ids; needed only by the
+                label-smoothing control.
         Returns:
             ``{name: scalar}`` for the enabled terms (see :attr:`loss_names`), each finite and
             connected to the student's graph also when K = 0.
@@ -161,19 +196,52 @@ class DICODDistiller:
         all_gt = torch.cat([b.to(images.device, images.dtype) for b in gt_boxes])
         gt_image = torch.repeat_interleave(torch.arange(len(gt_boxes), device=num_gt.device), num_gt)
         used_gt, inverse = used_gt.to(images.device), inverse.to(images.device)
+        losses: dict[str, Tensor] = {}
+        if self.kd_cls_target == "label_smoothing":
+            target = self._smoothed_target_logits(gt_classes, flat_gt, student_logits, mode)
+            kd = _KD_CLS[mode](student_logits, target, self.temperature)
+            losses["loss_kd_cls"] = self.kd_cls_weight * kd
+            return losses
         gt_crops = crop_boxes_roi_align(
             images, all_gt[used_gt], gt_image.to(images.device)[used_gt], self.crop_size
         )
         gt_input = self.teacher.normalize(gt_crops, self.input_format)
 
-        losses: dict[str, Tensor] = {}
         if self.kd_cls:
             teacher_logits = self.teacher.logits(gt_input, chunk_size=self.chunk_size)[inverse]
             kd = _KD_CLS[mode](student_logits, teacher_logits, self.temperature)
             losses["loss_kd_cls"] = self.kd_cls_weight * kd
         if self.loc_pix or self.kd_loc:
+            if self.max_loc_positives_per_image is not None:
+                keep = self._loc_subset(pos_image_index, self.max_loc_positives_per_image)
+                inverse, pred_boxes, pos_image_index = inverse[keep], pred_boxes[keep], pos_image_index[keep]
             losses.update(self._loc_losses(images, gt_input, inverse, pred_boxes, pos_image_index))
         return losses
+
+    def _smoothed_target_logits(self, gt_classes, flat_gt: Tensor, student_logits: Tensor, mode: str) -> Tensor:
+        """[K, C] logits whose softmax (or per-class sigmoid) is ``(1-ε)·onehot + ε/C`` of each gt class."""
+        if gt_classes is None:
+            raise ValueError("the label-smoothing control needs gt_classes in DICODDistiller.losses().")
+        num_classes = student_logits.shape[1] - (1 if mode == "softmax" else 0)
+        classes = torch.cat([c.to(flat_gt.device) for c in gt_classes])[flat_gt]
+        eps = self.label_smoothing
+        probs = torch.full((len(classes), num_classes), eps / num_classes, device=student_logits.device)
+        probs[torch.arange(len(classes)), classes.to(student_logits.device)] += 1.0 - eps
+        probs = probs.clamp_min(1e-6)
+        return probs.log() if mode == "softmax" else probs.log() - torch.log1p(-probs.clamp_max(1 - 1e-6))
+
+    @staticmethod
+    def _loc_subset(pos_image_index: Tensor, cap: int) -> Tensor:
+        """Indices (ascending) of at most ``cap`` random positives per image; ``pos_image_index`` [K]."""
+        keys = pos_image_index.to(torch.float64) + torch.rand(
+            pos_image_index.shape, dtype=torch.float64, device=pos_image_index.device
+        )
+        order = torch.argsort(keys)  # grouped by image, random within an image
+        sorted_image = pos_image_index[order]
+        counts = torch.bincount(sorted_image)
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(len(order), device=order.device) - starts[sorted_image]
+        return torch.sort(order[rank < cap]).values
 
     def _loc_losses(
         self, images: Tensor, gt_input: Tensor, inverse: Tensor, pred_boxes: Tensor, pos_image_index: Tensor
@@ -259,7 +327,7 @@ class DistillationStudent:
 
     def _apply(self, fn, *args, **kwargs):
         module = super()._apply(fn, *args, **kwargs)
-        if self.distiller is not None:
+        if self.distiller is not None and self.distiller.teacher is not None:
             self.distiller.teacher._apply(fn)
         return module
 

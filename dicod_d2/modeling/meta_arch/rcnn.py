@@ -88,6 +88,7 @@ class DICODGeneralizedRCNN(DistillationStudent, GeneralizedRCNN):
                 pos.gt_index,
                 pos.pred_boxes,
                 mode="softmax",
+                gt_classes=[x.gt_classes for x in gt_instances],
             )
         )
         return losses

@@ -317,6 +317,7 @@ class SSD(DistillationStudent, DenseDetector):
                     pos.gt_index,
                     pred_boxes,
                     mode="softmax",
+                    gt_classes=[g.gt_classes for g in gt_instances],
                 )
             )
         return losses
