@@ -4,7 +4,8 @@ It follows detectron2's ``tools/lazyconfig_train_net.py`` with: the CPU/GPU laun
 :mod:`dicod_d2.engine.launch`, an atomic checkpointer holding the optimizer, scheduler and
 iteration, strict config overrides and clear errors. The config provides ``model``,
 ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier`` and ``train`` (see
-``configs/common/train.py``).
+``configs/common/train.py``); ``train.extra_hooks`` (optional) lists more detectron2 hooks,
+registered after the ``EvalHook``.
 """
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ def do_train(args, cfg):
             if comm.is_main_process()
             else None,
             hooks.EvalHook(cfg.train.eval_period, lambda: do_test(cfg, model)),
+            # optional hooks of the config, run after the final evaluation (e.g. teacher export)
+            *instantiate(cfg.train.get("extra_hooks", [])),
             hooks.PeriodicWriter(
                 default_writers(cfg.train.output_dir, cfg.train.max_iter),
                 period=cfg.train.log_period,

@@ -12,6 +12,7 @@ best match, label neither background nor ignored) take:
 - L_loc_pix / KD_loc on their decoded predicted boxes ``box2box_transform.apply_deltas(deltas,
   anchors)`` ([K, 4] XYXY absolute pixels of the padded input batch), against their matched gt box.
 """
+
 from __future__ import annotations
 
 from detectron2.layers import cat
@@ -79,7 +80,9 @@ class DICODRetinaNet(DistillationStudent, RetinaNet):
         if not self.training or self.distiller is None:
             return super().forward(batched_inputs)
         if any("instances" not in x for x in batched_inputs):
-            raise ValueError("RetinaNet training needs 'instances' (gt_boxes, gt_classes) in every input.")
+            raise ValueError(
+                "RetinaNet training needs 'instances' (gt_boxes, gt_classes) in every input."
+            )
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
         features = [features[f] for f in self.head_in_features]
@@ -101,16 +104,22 @@ class DICODRetinaNet(DistillationStudent, RetinaNet):
         ``images_raw``: [B, 3, H, W] unnormalised batch (see :func:`raw_images`), required with a
         distiller.
         """
-        pred_logits, pred_deltas = self._transpose_dense_predictions(predictions, [self.num_classes, 4])
+        pred_logits, pred_deltas = self._transpose_dense_predictions(
+            predictions, [self.num_classes, 4]
+        )
         anchors = self.anchor_generator(features)
         gt_labels, gt_boxes = self.label_anchors(anchors, gt_instances)
         losses = self.losses(anchors, pred_logits, gt_labels, pred_deltas, gt_boxes)
         if self.distiller is None:
             return losses
         if images_raw is None:
-            raise ValueError("DICODRetinaNet.forward_training needs images_raw (the unnormalised batch) with a distiller.")
+            raise ValueError(
+                "DICODRetinaNet.forward_training needs images_raw (the unnormalised batch) with a distiller."
+            )
         losses.update(
-            self.distillation_losses(images_raw, anchors, pred_logits, pred_deltas, gt_labels, gt_boxes, gt_instances)
+            self.distillation_losses(
+                images_raw, anchors, pred_logits, pred_deltas, gt_labels, gt_boxes, gt_instances
+            )
         )
         return losses
 
@@ -143,5 +152,6 @@ class DICODRetinaNet(DistillationStudent, RetinaNet):
         matched = cat(matched_gt_boxes).view(len(gt_labels), -1, 4)[image_index, anchor_index]
         gt_index = matched_gt_index(matched, image_index, gt_boxes)
         return self.distiller.losses(
-            images_raw, gt_boxes, logits, image_index, gt_index, pred_boxes, mode="sigmoid"
+            images_raw, gt_boxes, logits, image_index, gt_index, pred_boxes, mode="sigmoid",
+            gt_classes=[g.gt_classes for g in gt_instances],
         )

@@ -1,0 +1,18 @@
+# COCO baseline: Faster R-CNN MobileNetV2-FPN, 1x schedule (12 epochs, lr ÷10 at 8 and 11), batch 16, lr 0.02.
+from ...common.data.coco import dataloader
+from ...common.models.faster_rcnn_mobilenetv2_fpn import model
+from ...common.optim import SGD as optimizer
+from ...common.recipes import coco_recipe
+from ...common.train import train
+
+lr_multiplier = coco_recipe(
+    model,
+    dataloader,
+    optimizer,
+    train,
+    name="faster_rcnn_mobilenetv2_1x",
+    epochs=12,
+    steps=(8, 11),
+    batch_size=16,
+    lr=0.02,
+)

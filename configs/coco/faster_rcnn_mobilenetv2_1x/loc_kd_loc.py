@@ -1,0 +1,5 @@
+# COCO faster_rcnn_mobilenetv2_1x: +loc_pix+KD_loc (method.md §7). Teacher: model.distiller.teacher.path=...
+from ...common.recipes import COCO_TEACHER, dicod_variant
+from .baseline import dataloader, lr_multiplier, model, optimizer, train
+
+dicod_variant(model, train, "loc_kd_loc", COCO_TEACHER)

@@ -1,0 +1,6 @@
+# ResNet50 teacher, 112 px, "general" augmentation, FL (table S1).
+from .resnet50_112_general_ce_fl import dataloader, lr_multiplier, model, optimizer, train
+
+model.input_size = 112
+model.losses = ["focal"]
+train.output_dir = "./output/teacher/coco/resnet50_112_general_fl"

@@ -1,0 +1,82 @@
+"""tools/benchmark.py at tiny sizes: the JSON has sane, positive numbers (not a timed test), and the
+helpers it relies on (reference crop, peak memory) measure what they claim."""
+import importlib.util
+import json
+
+import pytest
+import torch
+from _helpers import REPO
+
+import dicod_d2  # noqa: F401
+from dicod_d2.layers import crop_boxes_differentiable
+from dicod_d2.utils.benchmark import peak_memory_bytes, random_boxes, reference_crop_replicate
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("benchmark_tool", REPO / "tools/benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reference_crop_matches_the_projects_crop_values_and_box_gradients():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, 30, 41, generator=gen) * 255
+    boxes, index = random_boxes(6, 2, 30, 41, gen)
+    grads, crops = [], []
+    for crop in (crop_boxes_differentiable, reference_crop_replicate):
+        b = boxes.clone().requires_grad_(True)
+        out = crop(images, b, index, 7)
+        (out * torch.linspace(0, 1, 7)).sum().backward()
+        crops.append(out.detach())
+        grads.append(b.grad)
+    torch.testing.assert_close(crops[1], crops[0], rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-2)
+
+
+def test_peak_memory_sees_a_temporary_tensor():
+    def fn():
+        a = torch.ones(1_000_000)  # 4 MB, freed before the end
+        return float(a.sum())
+
+    assert 4_000_000 <= peak_memory_bytes(fn, "cpu") < 8_000_000
+
+
+def test_quick_benchmark_writes_sane_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    threads = torch.get_num_threads()
+    try:
+        assert _tool().main(["--quick", "--students", "faster_rcnn", "--threads", "1", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "| crop |" in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["machine"]["torch"] == torch.__version__ and res["machine"]["cpu_cores"] >= 1
+    assert {r["op"] for r in res["crop"]} == {"kd_cls", "kd_loc"}
+    for r in res["crop"]:
+        assert r["crops_per_s"] > 0 and r["ours"]["median_s"] > 0 and r["ours"]["peak_bytes"] > 0
+        assert r["reference"]["peak_bytes"] > r["ours"]["peak_bytes"]  # the per-box image copies
+        assert r["speedup"] > 0 and r["max_abs_diff"] < 1e-2
+    levers = res["crop_levers"]
+    for lever in ("gt_crop_calls", "teacher_chunk_size", "teacher_weight_grad", "teacher_format"):
+        assert levers[lever] and all(v["median_s"] > 0 for v in levers[lever].values())
+    step = res["step"]["faster_rcnn"]
+    assert step["status"] == "ok"
+    variants = step["variants"]
+    assert {"baseline", "kd_cls", "loc_kd_loc", "dicod", "dicod_teacher_weight_grad"} <= set(variants)
+    assert variants["baseline"]["ratio_to_baseline"] == pytest.approx(1.0)
+    for name, v in variants.items():
+        assert v["median_s"] > 0 and v["ratio_to_baseline"] > 0
+        if name != "baseline":
+            assert v["num_positives"] > 0 and v["teacher_forward_s"] > 0 and 0 < v["teacher_share"] < 1
+    assert variants["loc_kd_loc"]["teacher_backward_s"] > 0
+    inf = res["inference"]["faster_rcnn"]
+    assert inf["same_state_dict_keys"] is True
+    assert inf["dicod"]["checkpoint_bytes"] == inf["baseline"]["checkpoint_bytes"] > 0
+    assert inf["dicod"]["s_per_image"] > 0 and inf["time_ratio"] > 0
+
+
+def test_unknown_section_is_a_clear_error(tmp_path, capsys):
+    assert _tool().main(["--sections", "crops", "--out", str(tmp_path / "b.json")]) == 2
+    assert "unknown section(s)/student(s) ['crops']" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()

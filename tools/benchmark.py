@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""Measure what DICOD distillation costs: crop op, training step, inference (prints markdown, writes JSON).
+
+Example::
+
+    python tools/benchmark.py --sections crop,step,inference --device cpu --iters 5 --out benchmark.json
+    python tools/benchmark.py --quick --out /tmp/benchmark.json       # tiny sizes, seconds
+
+A random-weight teacher file is written to a temporary folder unless ``--teacher`` names one.
+See :mod:`dicod_d2.utils.benchmark` for what each section measures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from dicod_d2.utils import benchmark as bm
+from dicod_d2.utils.io import atomic_write_text
+
+SECTIONS = ("crop", "step", "inference")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    parser.add_argument("--iters", type=int, default=5, help="timed rounds per training-step variant")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per training step")
+    parser.add_argument("--students", default=",".join(bm.STUDENTS), help=f"subset of {tuple(bm.STUDENTS)}")
+    parser.add_argument("--teacher", default=None, help="teacher file (default: random weights, --teacher-arch)")
+    parser.add_argument("--teacher-arch", default="resnet18", help="architecture of the random teacher")
+    parser.add_argument("--loc-cap", type=int, default=16, help="max_loc_positives_per_image of the cap lever")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per crop measurement")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test), not for reporting")
+    parser.add_argument("--out", default="benchmark.json", help="JSON output path")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    students = [s.strip() for s in args.students.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS)) + sorted(set(students) - set(bm.STUDENTS))
+    if unknown:
+        print(f"error: unknown section(s)/student(s) {unknown}; sections: {SECTIONS}, "
+              f"students: {tuple(bm.STUDENTS)}", file=sys.stderr)
+        return 2
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        print(f"error: --device {args.device} but CUDA is not available; use --device cpu.", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    quick = args.quick
+    results: dict = {"command": " ".join(["tools/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
+                     "machine": bm.machine_info(args.device), "quick": quick}
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher_path = args.teacher or bm.write_random_teacher(
+            Path(tmp) / "teacher.pth", "resnet_tiny" if quick else args.teacher_arch, 32 if quick else 112
+        )
+        if "crop" in sections:
+            results["crop"] = bm.bench_crop_op(
+                args.device,
+                image_sizes=((64, 96),) if quick else ((800, 1333), (300, 300)),
+                box_counts=(4, 16) if quick else (16, 128, 512),
+                crop_size=16 if quick else 112,
+                repeats=1 if quick else args.repeats,
+            )
+            from dicod_d2.teacher import FrozenTeacher
+
+            teacher = FrozenTeacher.from_file(teacher_path).to(args.device)
+            results["crop_levers"] = bm.bench_crop_levers(
+                args.device, teacher,
+                num_crops=8 if quick else 128, num_images=2 if quick else 8,
+                image_size=(64, 96) if quick else (800, 1333),
+                chunk_sizes=(4, 8) if quick else (16, 64, 512), repeats=1 if quick else args.repeats,
+            )
+        small = {"image_size": 64, "batch_size": 2} if quick else {}
+        if "step" in sections:
+            results["step"] = bm.bench_train_step(
+                args.device, teacher_path, students, iters=1 if quick else args.iters,
+                loc_cap=args.loc_cap, **(small or {"batch_size": args.batch_size}),
+            )
+        if "inference" in sections:
+            results["inference"] = bm.bench_inference(
+                args.device, teacher_path, students, train_iters=1 if quick else 2,
+                repeats=1 if quick else 5, **small,
+            )
+    results["machine"]["load_average_1min_end"] = os.getloadavg()[0]
+    print(bm.format_markdown(results))
+    atomic_write_text(args.out, json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

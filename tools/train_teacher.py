@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Train or evaluate a classification teacher on the object crops of a detection dataset.
+
+    python tools/train_teacher.py --config-file configs/teacher/fashiondet/resnet_tiny_56_general_ce_fl.py \
+        [--num-gpus N] [--resume] [key=value ...]
+    python tools/train_teacher.py --config-file configs/teacher/... --eval-only \
+        train.init_checkpoint=<output_dir>/teacher.pth      # or a model_*.pth checkpoint
+
+Training uses the students' engine (dicod_d2/engine/train_loop.py: checkpoints with resume,
+EvalHook with top-1/top-5 on the val crops, TensorBoard, log with ETA) and ends by writing
+``<train.output_dir>/teacher.pth``, ready for ``model.distiller.teacher.path`` of a student config.
+``--eval-only`` prints top-1/top-5 overall and per class and writes ``confusion_matrix.png`` to
+``train.output_dir``.
+"""
+import sys
+
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from dicod_d2.cli import run_cli
+from dicod_d2.config.lazy import load_config
+from dicod_d2.engine.defaults import create_ddp_model, setup
+from dicod_d2.engine.teacher_export import load_classifier_weights
+from dicod_d2.engine.train_loop import build_model, do_test, do_train
+
+
+def main(args):
+    """Entry point run in every process by the launcher."""
+    cfg = load_config(args.config_file, args.opts)
+    setup(cfg, args)
+    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="dicod_d2")
+    if args.eval_only:
+        if not cfg.train.init_checkpoint:
+            raise ValueError("--eval-only needs train.init_checkpoint=<teacher.pth or model_*.pth>")
+        cfg.model.init_weights = None  # the checkpoint replaces them
+        model = build_model(cfg)
+        load_classifier_weights(model, cfg.train.init_checkpoint)
+        return do_test(cfg, create_ddp_model(model))
+    return do_train(args, cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, __doc__))
