@@ -14,11 +14,27 @@ from .engine.launch import launch
 USER_ERRORS = (FileNotFoundError, PermissionError, KeyError, ValueError, RuntimeError, OSError)
 
 
+def report_user_errors(fn: Callable[[], object]) -> int:
+    """Run ``fn()``; return 0, or 1 after printing one ``error:`` line for a bad-input error
+    (``DICOD_DEBUG=1`` re-raises it with its traceback)."""
+    try:
+        fn()
+    except USER_ERRORS as e:
+        if os.environ.get("DICOD_DEBUG"):
+            raise
+        logging.getLogger("dicod_d2").debug("error", exc_info=True)
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run_cli(main: Callable, description: str, argv: list[str] | None = None) -> int:
     """Parse detectron2-style arguments and run ``main(args)`` in every process of the launch."""
     parser = default_argument_parser(description)
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> None:
         args.config_file = str(resolve_config_path(args.config_file))
         import dicod_d2.data  # noqa: F401  registers the built-in datasets
 
@@ -31,11 +47,5 @@ def run_cli(main: Callable, description: str, argv: list[str] | None = None) -> 
             args=(args,),
             backend=args.dist_backend,
         )
-    except USER_ERRORS as e:
-        if os.environ.get("DICOD_DEBUG"):
-            raise
-        logging.getLogger("dicod_d2").debug("error", exc_info=True)
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {msg}", file=sys.stderr)
-        return 1
-    return 0
+
+    return report_user_errors(run)

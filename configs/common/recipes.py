@@ -11,15 +11,16 @@ from dicod_d2.modeling.meta_arch.rcnn import DICODGeneralizedRCNN
 from dicod_d2.modeling.meta_arch.retinanet import DICODRetinaNet
 from dicod_d2.modeling.roi_heads import DICODROIHeads
 
-from .dicod import VARIANTS, distiller
+from .dicod import VARIANTS, control_distiller, distiller
 from .schedule import coco_schedule
 
-#: default teacher files (method.md §2), written by the configs/teacher/coco/*.py runs: general aug
-#: + CE + FL at 112 px for Faster R-CNN and RetinaNet, SSD aug + CE at 112 px for SSD; override
-#: with model.distiller.teacher.path=...
+#: default teacher files (method.md §2), written by the configs/teacher/{coco,fashiondet}/*.py runs:
+#: general aug + CE + FL for Faster R-CNN and RetinaNet, SSD aug + CE for SSD (112 px on COCO, 56 px
+#: on FashionDet); override with model.distiller.teacher.path=...
 COCO_TEACHER = "output/teacher/coco/resnet50_112_general_ce_fl/teacher.pth"
 COCO_SSD_TEACHER = "output/teacher/coco/resnet50_112_ssd_ce/teacher.pth"
 FASHIONDET_TEACHER = "output/teacher/fashiondet/resnet_tiny_56_general_ce_fl/teacher.pth"
+FASHIONDET_SSD_TEACHER = "output/teacher/fashiondet/resnet_tiny_56_ssd_ce/teacher.pth"
 
 #: baseline class -> DICOD student class (students whose class already takes a distiller map to themselves)
 _STUDENT_CLASS = {RetinaNet: DICODRetinaNet, GeneralizedRCNN: DICODGeneralizedRCNN}
@@ -64,18 +65,21 @@ def coco_recipe(
     return lr_multiplier
 
 
-def dicod_variant(model, train, variant, teacher_path):
+def dicod_variant(model, train, variant, teacher_path=None):
     """Turn a baseline student config into one DICOD variant, in place.
 
     Args:
         model: the baseline's ``model`` (RetinaNet, GeneralizedRCNN with StandardROIHeads, or SSD).
         train: the baseline's ``train``; its ``output_dir`` must end with "baseline", which is
             replaced by ``variant``.
-        variant: a key of ``configs/common/dicod.py:VARIANTS`` ("kd_cls", "loc", "loc_kd_loc", "dicod").
-        teacher_path: the teacher file (``model.distiller.teacher.path``).
+        variant: a key of ``configs/common/dicod.py:VARIANTS`` ("kd_cls", "loc", "loc_kd_loc",
+            "dicod"), or "control": KD_cls toward the label-smoothed ground truth, no teacher.
+        teacher_path: the teacher file (``model.distiller.teacher.path``); unused by "control".
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown DICOD variant {variant!r}; choose among {sorted(VARIANTS)}.")
+    if variant not in VARIANTS and variant != "control":
+        raise ValueError(
+            f"unknown DICOD variant {variant!r}; choose among {sorted(VARIANTS) + ['control']}."
+        )
     if not str(train.output_dir).endswith(_BASELINE):
         raise ValueError(
             f"train.output_dir={train.output_dir!r} of the baseline must end with '{_BASELINE}' "
@@ -86,5 +90,7 @@ def dicod_variant(model, train, variant, teacher_path):
         model.roi_heads._target_ = _ROI_HEADS_CLASS.get(
             model.roi_heads._target_, model.roi_heads._target_
         )
-    model.distiller = distiller(teacher_path, variant)
+    model.distiller = (
+        control_distiller() if variant == "control" else distiller(teacher_path, variant)
+    )
     train.output_dir = str(train.output_dir)[: -len(_BASELINE)] + variant

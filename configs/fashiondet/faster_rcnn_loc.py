@@ -1,6 +1,6 @@
-# Faster R-CNN FashionDet student with loc_pix only (the "+loc_pix" column of method.md §7).
-from ..common.dicod import distiller
-from .faster_rcnn_dicod import dataloader, lr_multiplier, model, optimizer, train
+# FashionDet Faster R-CNN student: the "loc" DICOD variant (method.md §7) of faster_rcnn_baseline.py.
+# Teacher file: model.distiller.teacher.path=... (default: the FashionDet teacher config's output).
+from ..common.recipes import FASHIONDET_TEACHER, dicod_variant
+from .faster_rcnn_baseline import dataloader, lr_multiplier, model, optimizer, train
 
-model.distiller = distiller(model.distiller.teacher.path, "loc")
-train.output_dir = "./output/fashiondet/faster_rcnn_loc"
+dicod_variant(model, train, "loc", FASHIONDET_TEACHER)

@@ -50,6 +50,11 @@ class DemoSettings:
         return "fashiondet" if self.preset == "demo" else f"fashiondet_{self.preset}"
 
 
+def run_name(variant: str, seed) -> str:
+    """``<variant>_seed<seed>``: a student run's folder and its name in the TIDE analysis."""
+    return f"{variant}_seed{seed}"
+
+
 def _recipe_hash(*parts) -> str:
     text = json.dumps([str(p) for p in parts])
     return hashlib.sha256(text.encode()).hexdigest()
@@ -81,17 +86,22 @@ def make_data(s: DemoSettings) -> Path:
     return folder
 
 
+def teacher_overrides(s: DemoSettings) -> list[str]:
+    """Command-line overrides of the teacher run (data split, output folder, iterations)."""
+    overrides = dataset_overrides(s) + [f"train.output_dir={s.out_dir / 'teacher'}"]
+    if s.teacher_iters:
+        overrides.append(f"train.max_iter={s.teacher_iters}")
+    return overrides
+
+
 def train_teacher(s: DemoSettings) -> Path:
     """Train the classification teacher unless one of the same recipe exists; returns teacher.pth."""
     folder = s.out_dir / "teacher"
-    overrides = dataset_overrides(s) + [f"train.output_dir={folder}"]
-    if s.teacher_iters:
-        overrides.append(f"train.max_iter={s.teacher_iters}")
+    overrides = teacher_overrides(s)
     digest = _recipe_hash(_file_text(TEACHER_CONFIG), overrides)
     argv = python_tool("train_teacher.py", "--config-file", TEACHER_CONFIG, *overrides)
-    job = Job("teacher", argv, folder, s.teacher_iters or 0,
+    job = Job("teacher", argv, folder, s.teacher_iters or _config_max_iter(TEACHER_CONFIG),
               done=lambda: _same_recipe(folder, digest, "teacher.pth"))
-    job.max_iter = job.max_iter or _config_max_iter(TEACHER_CONFIG)
     run_jobs([job], parallel=1, stage="teacher", threads_per_job=os.cpu_count())
     atomic_write_text(folder / "demo_recipe.sha256", digest)
     return folder / "teacher.pth"
@@ -103,34 +113,45 @@ def _config_max_iter(config: str) -> int:
     return int(load_config(REPO / config).train.max_iter)
 
 
-def student_dir(s: DemoSettings, variant: str, seed: int) -> Path:
-    return s.out_dir / "students" / f"{variant}_seed{seed}"
+def student_dir(s: DemoSettings, variant: str, seed) -> Path:
+    return s.out_dir / "students" / run_name(variant, seed)
+
+
+def student_overrides(s: DemoSettings, variant: str, seed, teacher: Path) -> list[str]:
+    """Command-line overrides of one student run; only the teacher file differs between variants."""
+    overrides = dataset_overrides(s) + [f"train.seed={seed}",
+                                        f"train.output_dir={student_dir(s, variant, seed)}"]
+    if variant not in ("baseline", "control"):
+        overrides.append(f"model.distiller.teacher.path={teacher}")
+    if s.student_iters:
+        overrides += [f"train.max_iter={s.student_iters}", f"train.eval_period={s.student_iters}"]
+    return overrides
 
 
 def train_students(s: DemoSettings, teacher: Path) -> dict[str, list[Path]]:
-    """Train every (variant, seed) student, ``s.parallel`` at a time; returns their folders."""
-    jobs, folders = [], {}
+    """Train every (variant, seed) student, ``s.parallel`` at a time; returns their folders.
+
+    A run is reused when its folder holds a final model trained with the same config text,
+    overrides and (for distilled variants) teacher file bytes.
+    """
+    jobs, digests, folders = [], {}, {}
+    teacher_sha = hashlib.sha256(teacher.read_bytes()).hexdigest()
     for seed in s.seeds:
         for variant in s.variants:
-            config, _ = VARIANTS[variant]
+            config = VARIANTS[variant][0]
             folder = student_dir(s, variant, seed)
-            overrides = dataset_overrides(s) + [f"train.seed={seed}", f"train.output_dir={folder}"]
-            if variant not in ("baseline", "control"):
-                overrides.append(f"model.distiller.teacher.path={teacher}")
-            if s.student_iters:
-                overrides += [f"train.max_iter={s.student_iters}",
-                              f"train.eval_period={s.student_iters}"]
+            overrides = student_overrides(s, variant, seed, teacher)
             digest = _recipe_hash(_file_text(config), overrides,
-                                  teacher.stat().st_mtime if variant != "baseline" else "")
+                                  teacher_sha if "model.distiller.teacher.path" in str(overrides) else "")
             argv = python_tool("lazyconfig_train_net.py", "--config-file", config, *overrides)
             jobs.append(Job(f"{variant} (seed {seed})", argv, folder,
                             s.student_iters or _config_max_iter(config),
                             done=lambda f=folder, d=digest: _same_recipe(f, d, "model_final.pth")))
-            jobs[-1].digest = digest
+            digests[folder] = digest
             folders.setdefault(variant, []).append(folder)
     run_jobs(jobs, parallel=s.parallel, stage="students")
-    for job in jobs:
-        atomic_write_text(job.output_dir / "demo_recipe.sha256", job.digest)
+    for folder, digest in digests.items():
+        atomic_write_text(folder / "demo_recipe.sha256", digest)
     return folders
 
 
@@ -139,15 +160,89 @@ def evaluate(folders: dict[str, list[Path]]) -> dict[str, dict]:
     return aggregate({v: [read_run(f) for f in fs] for v, fs in folders.items()})
 
 
+def teacher_top1(teacher: Path) -> tuple[float | None, float | None]:
+    """Top-1 / top-5 (%) on the val crops recorded in the teacher file by its export hook."""
+    from ..teacher.teacher_file import read_teacher_file
+
+    _, meta, _ = read_teacher_file(teacher)
+    return meta.recipe.get("top1"), meta.recipe.get("top5")
+
+
+def tide(s: DemoSettings, folders: dict[str, list[Path]]) -> dict:
+    """TIDE analysis of every student run (``<variant>_seed<k>``) on the val split."""
+    from detectron2.data import MetadataCatalog
+
+    from ..evaluation.tide_analysis import analyze
+
+    gt_json = MetadataCatalog.get(f"{s.dataset_prefix}_val").json_file
+    dets = {run_name(v, seed): folder / "coco_instances_results.json"
+            for v, fs in folders.items() for seed, folder in zip(s.seeds, fs)}
+    return analyze(gt_json, dets, s.out_dir / "tide", save_pdf=False)
+
+
+def examples(s: DemoSettings, folders: dict[str, list[Path]], teacher: Path) -> list[Path]:
+    """Validation images with the baseline's and full DICOD's detections (first seed) side by side."""
+    from .visualize import load_detector, side_by_side
+
+    models = {}
+    for variant in ("baseline", "dicod"):
+        folder = folders[variant][0]
+        models[VARIANTS[variant][1]] = load_detector(
+            str(REPO / VARIANTS[variant][0]), str(folder / "model_final.pth"), dataset_overrides(s))
+    return side_by_side(models, f"{s.dataset_prefix}_val", s.out_dir / "examples", num_images=3)
+
+
 def commands(s: DemoSettings, teacher: Path) -> list[str]:
-    """The commands that reproduce the demo's runs by hand."""
-    ov = " ".join(dataset_overrides(s))
+    """The commands that reproduce the demo's runs by hand (``$SEED``: each of ``s.seeds``)."""
     lines = [f"python tools/make_fashiondet.py --preset {s.preset}",
-             f"python tools/train_teacher.py --config-file {TEACHER_CONFIG} {ov} "
-             f"train.output_dir={teacher.parent}"]
+             f"python tools/train_teacher.py --config-file {TEACHER_CONFIG} "
+             + " ".join(teacher_overrides(s))]
     for variant in s.variants:
-        config, _ = VARIANTS[variant]
-        extra = "" if variant in ("baseline", "control") else f" model.distiller.teacher.path={teacher}"
-        lines.append(f"python tools/lazyconfig_train_net.py --config-file {config} {ov} "
-                     f"train.seed=SEED train.output_dir={s.out_dir}/students/{variant}_seedSEED{extra}")
+        overrides = " ".join(student_overrides(s, variant, "$SEED", teacher))
+        lines.append(f"python tools/lazyconfig_train_net.py --config-file {VARIANTS[variant][0]} {overrides}")
     return lines
+
+
+def run_demo(s: DemoSettings) -> Path:
+    """Every stage of the demo; returns the path of ``report.md``."""
+    from .report import plot_ap_vs_iou, write_report
+
+    seconds, t0 = {}, time.time()
+
+    def lap(stage: str) -> None:
+        nonlocal t0
+        seconds[stage] = time.time() - t0
+        t0 = time.time()
+
+    make_data(s)
+    lap("data")
+    teacher = train_teacher(s)
+    top1, top5 = teacher_top1(teacher)
+    print(f"[teacher] top-1 {top1:.2f}%, top-5 {top5:.2f}% on the val crops ({teacher})", flush=True)
+    lap("teacher")
+    folders = train_students(s, teacher)
+    lap("students")
+    agg = evaluate(folders)
+    labels = {v: VARIANTS[v][1] for v in s.variants}
+    figure = s.out_dir / "ap_vs_iou.png"
+    plot_ap_vs_iou(agg, s.variants, labels, figure)
+    summary = tide(s, folders)
+    lap("evaluation + TIDE")
+    pictures = examples(s, folders, teacher)
+    lap("examples")
+    report = s.out_dir / "report.md"
+    write_report(
+        report,
+        title="dicod-d2 demo: DICOD vs baseline on FashionDet",
+        settings=[f"FashionDet preset '{s.preset}' ({s.dataset_prefix}_train / _val)",
+                  f"seeds {', '.join(map(str, s.seeds))}; students trained {s.parallel} at a time",
+                  f"student configs: {', '.join(VARIANTS[v][0] for v in s.variants)}",
+                  f"teacher config: {TEACHER_CONFIG}"],
+        teacher={"top1": top1, "top5": top5, "path": teacher},
+        agg=agg, order=s.variants, labels=labels, tide_summary=summary,
+        figures={"ap_vs_iou": figure, "tide": summary["files"]["figure_png"]},
+        examples=pictures, commands=commands(s, teacher), stage_seconds=seconds,
+    )
+    atomic_write_text(s.out_dir / "results.json", json.dumps(
+        {"teacher": {"top1": top1, "top5": top5}, "students": agg, "seconds": seconds}, indent=2))
+    return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, atomic_write_text
 from .metrics import AP_KEYS, IOU_KEYS
 
 
@@ -71,3 +71,56 @@ def ap_table(agg, order, labels) -> str:
 def iou_table(agg, order, labels) -> str:
     """AP at each IoU threshold (the paper's table 5 form)."""
     return results_table(agg, order, IOU_KEYS, labels)
+
+
+def tide_table(summary: Mapping) -> str:
+    """Markdown table of TIDE's main errors (dAP at fg IoU 0.5, bg 0.1), one row per run."""
+    types = list(summary["error_types"])
+    lines = ["| run | AP50 | " + " | ".join(summary["error_types"][t] for t in types) + " |",
+             "|" + "---|" * (len(types) + 2)]
+    for name, run in summary["runs"].items():
+        cells = " | ".join(f"{run['main_errors'][t]:.2f}" for t in types)
+        lines.append(f"| {name} | {run['AP50']:.1f} | {cells} |")
+    return "\n".join(lines)
+
+
+def write_report(path: str | Path, *, title: str, settings: Sequence[str], teacher: Mapping,
+                 agg: Mapping[str, dict], order: Sequence[str], labels: Mapping[str, str],
+                 tide_summary: Mapping, figures: Mapping[str, str], examples: Sequence[str],
+                 commands: Sequence[str], stage_seconds: Mapping[str, float]) -> None:
+    """``report.md``: settings, teacher, the COCO tables in the paper's form, TIDE, figures,
+    example detections and the commands. Image paths are written relative to the report."""
+    folder = Path(path).parent
+
+    def rel(p) -> str:
+        return str(Path(p).resolve().relative_to(folder.resolve()))
+
+    top1 = teacher.get("top1")
+    top5 = teacher.get("top5")
+    parts = [
+        f"# {title}", "",
+        *[f"- {line}" for line in settings], "",
+        "## Teacher", "",
+        f"Top-1 {top1:.2f}%, top-5 {top5:.2f}% on the validation object crops "
+        f"({teacher['path']}).", "",
+        "## COCO detection AP (validation split)", "",
+        "Mean over seeds ± sample standard deviation, (difference to the baseline's mean); "
+        "s/iter is the median seconds per training iteration.", "",
+        ap_table(agg, order, labels), "",
+        "### AP at each IoU threshold (the paper's table 5)", "",
+        iou_table(agg, order, labels), "",
+        f"![AP against IoU]({rel(figures['ap_vs_iou'])})", "",
+        "## TIDE error analysis", "",
+        "dAP that fixing each error type would add (foreground IoU 0.5, background 0.1); the "
+        "figure shows each type over the foreground IoU threshold 0.50…0.95.", "",
+        tide_table(tide_summary), "",
+        f"![TIDE error curves]({rel(figures['tide'])})", "",
+        "## Example detections (first seed, score ≥ 0.5)", "",
+        *[f"![{Path(e).stem}]({rel(e)})" for e in examples], "",
+        "## Commands", "",
+        "```bash", *commands, "```", "",
+        "## Time per stage", "",
+        "| stage | seconds |", "|---|---|",
+        *[f"| {k} | {v:.0f} |" for k, v in stage_seconds.items()], "",
+    ]
+    atomic_write_text(path, "\n".join(parts))

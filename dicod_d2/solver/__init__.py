@@ -1,0 +1,4 @@
+"""Optimizers for the students' configs."""
+from .clipping import SGDClipGradNorm
+
+__all__ = ["SGDClipGradNorm"]

@@ -1,0 +1,91 @@
+"""The demo's building blocks: metrics reading, aggregation, report tables, job runner, commands."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from dicod_d2.demo import jobs, metrics, pipeline, report
+
+
+def _write_metrics(folder: Path, ap: float, times=(0.5, 0.7, 0.6)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"iteration": i, "time": t, "total_loss": 1.0} for i, t in enumerate(times)]
+    evaluation = {"iteration": len(times) - 1, "bbox/AP": ap, "bbox/AP50": ap + 20}
+    evaluation.update({f"bbox/{k}": ap for k in metrics.IOU_KEYS})
+    rows.append(evaluation)
+    (folder / "metrics.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return folder
+
+
+def test_read_run_takes_last_evaluation_and_median_time(tmp_path):
+    run = metrics.read_run(_write_metrics(tmp_path / "a", 12.5))
+    assert run["bbox"]["AP"] == 12.5 and run["bbox"]["AP50"] == 32.5
+    assert run["s_per_iter"] == pytest.approx(0.6)
+    assert run["iterations"] == 3
+
+
+def test_read_run_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="did not train"):
+        metrics.read_run(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps({"iteration": 0, "time": 1.0}) + "\n")
+    with pytest.raises(ValueError, match="no COCO evaluation"):
+        metrics.read_run(tmp_path)
+
+
+def test_aggregate_and_table_show_mean_std_and_difference(tmp_path):
+    runs = {
+        "baseline": [metrics.read_run(_write_metrics(tmp_path / f"b{i}", ap)) for i, ap in enumerate((20, 22))],
+        "dicod": [metrics.read_run(_write_metrics(tmp_path / f"d{i}", ap)) for i, ap in enumerate((25, 27))],
+    }
+    agg = metrics.aggregate(runs)
+    assert agg["dicod"]["bbox"]["AP"] == (pytest.approx(26.0), pytest.approx(2 ** 0.5))
+    table = report.ap_table(agg, ["baseline", "dicod"], {"dicod": "full DICOD"})
+    row = next(line for line in table.splitlines() if line.startswith("| full DICOD"))
+    assert "26.0 ± 1.4 (+5.0)" in row
+    assert "21.0 ± 1.4 |" in table  # the baseline has no difference column
+    iou = report.iou_table(agg, ["baseline", "dicod"], {})
+    assert iou.splitlines()[0].count("AP@") == 10
+
+
+def test_run_jobs_runs_skips_and_reports_failures(tmp_path, capsys):
+    script = "import json,sys,pathlib; d=pathlib.Path(sys.argv[1]); d.mkdir(exist_ok=True); " \
+             "(d/'metrics.json').write_text(json.dumps({'iteration': 4})+'\\n')"
+    ok = jobs.Job("ok", [sys.executable, "-c", script, str(tmp_path / "ok")], tmp_path / "ok", 5)
+    skipped = jobs.Job("old", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "old", 5,
+                       done=lambda: True)
+    jobs.run_jobs([ok, skipped], parallel=2, stage="t", poll_s=0.1)
+    out = capsys.readouterr().out
+    assert "old: finished earlier with the same settings, reused" in out
+    assert "5/5 iterations (100%)" in out
+    assert jobs.last_iteration(tmp_path / "ok") == 4
+    bad = jobs.Job("bad", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], tmp_path / "bad", 5)
+    with pytest.raises(RuntimeError, match=r"bad failed \(exit 3\)[\s\S]*boom"):
+        jobs.run_jobs([bad], parallel=1, stage="t", poll_s=0.1)
+
+
+def test_commands_and_overrides_differ_only_in_the_teacher(tmp_path):
+    s = pipeline.DemoSettings(out_dir=tmp_path, preset="quick", seeds=(0, 1), student_iters=7)
+    teacher = tmp_path / "teacher" / "teacher.pth"
+    base = pipeline.student_overrides(s, "baseline", 1, teacher)
+    dicod = pipeline.student_overrides(s, "dicod", 1, teacher)
+    assert {o.split("=")[0] for o in set(dicod) - set(base)} == {
+        "model.distiller.teacher.path", "train.output_dir"}
+    assert f"model.distiller.teacher.path={teacher}" in dicod
+    assert {o.split("=")[0] for o in set(base) - set(dicod)} == {"train.output_dir"}
+    assert "train.max_iter=7" in base and "dataloader.train.dataset.names=fashiondet_quick_train" in base
+    lines = pipeline.commands(s, teacher)
+    assert lines[0] == "python tools/make_fashiondet.py --preset quick"
+    assert any("faster_rcnn_dicod.py" in line and "train.seed=$SEED" in line for line in lines)
+    assert s.variants == ["baseline", "dicod"]
+    assert pipeline.DemoSettings(out_dir=tmp_path, preset="demo", ablation=True).variants[-1] == "dicod"
+
+
+def test_same_recipe_needs_result_and_matching_digest(tmp_path):
+    digest = pipeline._recipe_hash("config text", ["a=1"])
+    assert digest != pipeline._recipe_hash("config text", ["a=2"])
+    assert not pipeline._same_recipe(tmp_path, digest, "model_final.pth")
+    (tmp_path / "model_final.pth").write_bytes(b"x")
+    (tmp_path / "demo_recipe.sha256").write_text(digest)
+    assert pipeline._same_recipe(tmp_path, digest, "model_final.pth")
+    assert not pipeline._same_recipe(tmp_path, pipeline._recipe_hash("other"), "model_final.pth")
