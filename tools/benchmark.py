@@ -3,11 +3,12 @@
 
 Example::
 
-    python tools/benchmark.py --sections crop,step,inference --device cpu --iters 5 --out benchmark.json
+    python tools/benchmark.py --sections crop,step,inference --device cpu --iters 5 --out output/benchmark/cpu.json
     python tools/benchmark.py --quick --out /tmp/benchmark.json       # tiny sizes, seconds
 
-A random-weight teacher file is written to a temporary folder unless ``--teacher`` names one.
-See :mod:`dicod_d2.utils.benchmark` for what each section measures.
+A random-weight teacher file is written to a temporary folder unless ``--teacher`` names one (its
+speed is that of a trained teacher of the same architecture; the JSON says which was used).
+The JSON is written atomically; see :mod:`dicod_d2.utils.benchmark` for what each section measures.
 """
 from __future__ import annotations
 
@@ -16,12 +17,17 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-import torch
+# the CPU peak-memory measurement uses torch.profiler, whose Kineto backend logs two lines per call
+os.environ.setdefault("KINETO_LOG_LEVEL", "99")
 
-from dicod_d2.utils import benchmark as bm
-from dicod_d2.utils.io import atomic_write_text
+import torch  # noqa: E402
+
+from dicod_d2.teacher import FrozenTeacher  # noqa: E402
+from dicod_d2.utils import benchmark as bm  # noqa: E402
+from dicod_d2.utils.io import atomic_write_text  # noqa: E402
 
 SECTIONS = ("crop", "step", "inference")
 
@@ -35,11 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--students", default=",".join(bm.STUDENTS), help=f"subset of {tuple(bm.STUDENTS)}")
     parser.add_argument("--teacher", default=None, help="teacher file (default: random weights, --teacher-arch)")
     parser.add_argument("--teacher-arch", default="resnet18", help="architecture of the random teacher")
+    parser.add_argument("--teacher-size", type=int, default=112, help="input side (px) of the random teacher")
     parser.add_argument("--loc-cap", type=int, default=16, help="max_loc_positives_per_image of the cap lever")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per crop measurement")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test), not for reporting")
-    parser.add_argument("--out", default="benchmark.json", help="JSON output path")
+    parser.add_argument("--note", default="", help="free text stored in the JSON (e.g. 'CPU shared with other jobs')")
+    parser.add_argument("--out", default="output/benchmark/benchmark.json", help="JSON output path (written atomically)")
     return parser
 
 
@@ -59,39 +67,56 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     quick = args.quick
     results: dict = {"command": " ".join(["tools/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
-                     "machine": bm.machine_info(args.device), "quick": quick}
+                     "machine": bm.machine_info(args.device), "quick": quick,
+                     "memory_method": bm.memory_method(args.device), "note": args.note}
     with tempfile.TemporaryDirectory() as tmp:
         teacher_path = args.teacher or bm.write_random_teacher(
-            Path(tmp) / "teacher.pth", "resnet_tiny" if quick else args.teacher_arch, 32 if quick else 112
+            Path(tmp) / "teacher.pth", "resnet_tiny" if quick else args.teacher_arch, 32 if quick else args.teacher_size
         )
+        teacher = FrozenTeacher.from_file(teacher_path).to(args.device)
+        results["teacher"] = {
+            "arch": teacher.meta.arch, "input_size": teacher.meta.input_size,
+            "weights": f"file {args.teacher}" if args.teacher else "random weights (timing only; a trained "
+            "teacher of the same architecture runs at the same speed)",
+        }
+        results["section_wall_s"] = {}
+        start = time.perf_counter()
+
+        def done(section: str) -> None:
+            """Record the section's wall-clock seconds and report progress on stderr."""
+            nonlocal start
+            results["section_wall_s"][section] = time.perf_counter() - start
+            print(f"[benchmark] {section}: {results['section_wall_s'][section]:.0f} s", file=sys.stderr, flush=True)
+            start = time.perf_counter()
+
         if "crop" in sections:
             results["crop"] = bm.bench_crop_op(
                 args.device,
                 image_sizes=((64, 96),) if quick else ((800, 1333), (300, 300)),
                 box_counts=(4, 16) if quick else (16, 128, 512),
-                crop_size=16 if quick else 112,
+                crop_size=16 if quick else args.teacher_size,
                 repeats=1 if quick else args.repeats,
             )
-            from dicod_d2.teacher import FrozenTeacher
-
-            teacher = FrozenTeacher.from_file(teacher_path).to(args.device)
             results["crop_levers"] = bm.bench_crop_levers(
                 args.device, teacher,
                 num_crops=8 if quick else 128, num_images=2 if quick else 8,
                 image_size=(64, 96) if quick else (800, 1333),
-                chunk_sizes=(4, 8) if quick else (16, 64, 512), repeats=1 if quick else args.repeats,
+                chunk_sizes=(8, 4) if quick else (512, 64, 16), repeats=1 if quick else args.repeats,
             )
+            done("crop")
         small = {"image_size": 64, "batch_size": 2} if quick else {}
         if "step" in sections:
             results["step"] = bm.bench_train_step(
                 args.device, teacher_path, students, iters=1 if quick else args.iters,
                 loc_cap=args.loc_cap, **(small or {"batch_size": args.batch_size}),
             )
+            done("step")
         if "inference" in sections:
             results["inference"] = bm.bench_inference(
                 args.device, teacher_path, students, train_iters=1 if quick else 2,
                 repeats=1 if quick else 5, **small,
             )
+            done("inference")
     results["machine"]["load_average_1min_end"] = os.getloadavg()[0]
     print(bm.format_markdown(results))
     atomic_write_text(args.out, json.dumps(results, indent=1))

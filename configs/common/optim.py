@@ -1,3 +1,5 @@
+import copy
+
 import torch
 from detectron2.config import LazyCall as L
 from detectron2.solver.build import get_default_optimizer_params
@@ -9,3 +11,7 @@ SGD = L(torch.optim.SGD)(
     momentum=0.9,
     weight_decay=1e-4,
 )
+
+# SSD (method.md §6): SGD, momentum 0.9, weight decay 5e-4; the lr is set by the config's recipe
+SSD_SGD = copy.deepcopy(SGD)
+SSD_SGD.weight_decay = 5e-4

@@ -23,7 +23,9 @@ about 1.2 % of each, which is the share of crowd annotations in COCO; boxes unde
 handful. The exact counts have NOT been re-computed on the COCO files in this project (they are
 not available here). The loader logs "N objects in M images ...; dropped: crowd a, smaller than
 1 px b, outside its image c" for every split it reads: a COCO run shows the split of the 10,099.
-The rule itself is tested on a hand-made json (``tests/data/test_object_crops.py``).
+The rule itself is tested on a hand-made json (``tests/data/test_object_crops.py``). Before the
+rule, detectron2's own COCO json loader drops annotations whose polygon segmentation is invalid
+(fewer than 3 points) and logs their number; they are in none of the counts above.
 
 Items (:class:`ObjectCropMapper`), one per image::
 
@@ -55,7 +57,6 @@ from ..layers import crop_boxes_roi_align
 __all__ = [
     "ObjectCropMapper",
     "build_crop_test_loader",
-    "general_augmentations",
     "load_object_records",
     "object_drop_reason",
 ]
@@ -186,26 +187,13 @@ def load_object_records(
     return kept
 
 
-def general_augmentations(
-    is_train: bool, short_edge_length: int | Sequence[int] = 800, max_size: int = 1333
-) -> list[T.Augmentation]:
-    """The Faster R-CNN / RetinaNet ("general") augmentation: resize the shortest edge (to
-    ``short_edge_length`` px, or one of them chosen at random), at most ``max_size`` px long;
-    a horizontal flip with probability 0.5 in training."""
-    augs: list[T.Augmentation] = [
-        T.ResizeShortestEdge(short_edge_length, max_size, sample_style="choice")
-    ]
-    if is_train:
-        augs.append(T.RandomFlip(horizontal=True))
-    return augs
-
-
 class ObjectCropMapper:
     """Reads one image record, augments the whole image, crops all its objects.
 
     Args:
         augmentations: detectron2 augmentations applied to the whole image (and its boxes),
-            e.g. :func:`general_augmentations` or ``ssd_train_augmentations``.
+            the student's own list (``configs/common/data/object_crops.py``: the Faster R-CNN /
+            RetinaNet data config's ``mapper.augmentations``, or ``ssd_train_augmentations``).
         crop_size: ``s``, the side of the square crops (the teacher's input size), pixels.
         image_format: channel order the image is read in ("BGR", detectron2's default, or "RGB").
 

@@ -105,13 +105,3 @@ def run_jobs(jobs: Sequence[Job], parallel: int, stage: str, threads_per_job: in
 def python_tool(script: str, *args: str) -> list[str]:
     """argv running ``tools/<script>`` with this interpreter."""
     return [sys.executable, str(Path(__file__).resolve().parents[2] / "tools" / script), *args]
-
-
-def run_checked(argv: Sequence[str], log_file: Path) -> None:
-    """Run a short command, its output to ``log_file``; raise with the log's tail if it fails."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "w") as log:
-        rc = subprocess.call(list(argv), stdout=log, stderr=subprocess.STDOUT)
-    if rc != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed (exit {rc}); log {log_file}:\n"
-                           f"{log_file.read_text()[-3000:]}")

@@ -8,12 +8,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
 from ..utils.io import atomic_write_text
-from .jobs import Job, python_tool, run_checked, run_jobs
+from .jobs import Job, python_tool, run_jobs
 from .metrics import aggregate, read_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +101,9 @@ def train_teacher(s: DemoSettings) -> Path:
     argv = python_tool("train_teacher.py", "--config-file", TEACHER_CONFIG, *overrides)
     job = Job("teacher", argv, folder, s.teacher_iters or _config_max_iter(TEACHER_CONFIG),
               done=lambda: _same_recipe(folder, digest, "teacher.pth"))
-    run_jobs([job], parallel=1, stage="teacher", threads_per_job=os.cpu_count())
+    # one torch thread: the classifier is small and its two DataLoader workers need the other
+    # cores (2 threads were ~5x slower per iteration on a 2-core machine)
+    run_jobs([job], parallel=1, stage="teacher", threads_per_job=1)
     atomic_write_text(folder / "demo_recipe.sha256", digest)
     return folder / "teacher.pth"
 
@@ -176,11 +177,11 @@ def tide(s: DemoSettings, folders: dict[str, list[Path]]) -> dict:
 
     gt_json = MetadataCatalog.get(f"{s.dataset_prefix}_val").json_file
     dets = {run_name(v, seed): folder / "coco_instances_results.json"
-            for v, fs in folders.items() for seed, folder in zip(s.seeds, fs)}
+            for v, fs in folders.items() for seed, folder in zip(s.seeds, fs, strict=True)}
     return analyze(gt_json, dets, s.out_dir / "tide", save_pdf=False)
 
 
-def examples(s: DemoSettings, folders: dict[str, list[Path]], teacher: Path) -> list[Path]:
+def examples(s: DemoSettings, folders: dict[str, list[Path]]) -> list[Path]:
     """Validation images with the baseline's and full DICOD's detections (first seed) side by side."""
     from .visualize import load_detector, side_by_side
 
@@ -228,7 +229,7 @@ def run_demo(s: DemoSettings) -> Path:
     plot_ap_vs_iou(agg, s.variants, labels, figure)
     summary = tide(s, folders)
     lap("evaluation + TIDE")
-    pictures = examples(s, folders, teacher)
+    pictures = examples(s, folders)
     lap("examples")
     report = s.out_dir / "report.md"
     write_report(

@@ -51,8 +51,8 @@ def plot_ap_vs_iou(agg: Mapping[str, dict], order: Sequence[str], labels: Mappin
         means = [agg[name]["bbox"][k][0] for k in IOU_KEYS]
         stds = [agg[name]["bbox"][k][1] for k in IOU_KEYS]
         ax.plot(thresholds, means, marker="o", label=labels.get(name, name))
-        ax.fill_between(thresholds, [m - s for m, s in zip(means, stds)],
-                        [m + s for m, s in zip(means, stds)], alpha=0.15)
+        ax.fill_between(thresholds, [m - s for m, s in zip(means, stds, strict=True)],
+                        [m + s for m, s in zip(means, stds, strict=True)], alpha=0.15)
     ax.set_xlabel("IoU threshold")
     ax.set_ylabel("AP (%)")
     ax.set_title("COCO AP against the IoU threshold (FashionDet val)")

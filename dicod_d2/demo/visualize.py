@@ -48,7 +48,7 @@ def side_by_side(models: dict[str, torch.nn.Module], dataset: str, out_dir: str 
             ImageDraw.Draw(pil).text((6, 6), f"{name} (score >= {score_thresh})", fill=(0, 0, 0))
             panels.append(np.asarray(pil))
         sep = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
-        row = np.concatenate([p for pair in zip(panels, [sep] * len(panels)) for p in pair][:-1], 1)
+        row = np.concatenate([p for pair in zip(panels, [sep] * len(panels), strict=True) for p in pair][:-1], 1)
         path = Path(out_dir) / f"val_{record['image_id']:06d}.png"
         with atomic_path(path) as tmp:
             Image.fromarray(row).save(tmp, format="PNG")

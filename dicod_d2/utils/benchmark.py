@@ -12,8 +12,7 @@ Sections (each returns JSON-ready dicts; times in seconds, memory in bytes):
 * :func:`bench_inference` — inference time and checkpoint size of a DICOD-trained student vs the
   baseline.
 
-Memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the peak of the tensor allocations
-recorded by ``torch.profiler`` (``profile_memory=True``), see :func:`peak_memory_bytes`.
+Memory: see :func:`memory_method` (what the ``peak_bytes`` numbers are on each device).
 """
 from __future__ import annotations
 
@@ -32,17 +31,24 @@ from torch import Tensor
 from ..layers.box_crops import crop_boxes_differentiable, crop_boxes_roi_align, prepare_boxes
 
 __all__ = [
+    "LEVERS",
     "STUDENTS",
     "VARIANTS",
     "TeacherTimer",
+    "bench_crop_levers",
     "bench_crop_op",
     "bench_inference",
     "bench_train_step",
+    "build_student",
+    "format_markdown",
     "machine_info",
+    "memory_method",
     "peak_memory_bytes",
     "random_boxes",
     "reference_crop_replicate",
+    "synthetic_batches",
     "time_call",
+    "write_random_teacher",
 ]
 
 #: distillation variants of the training-step section: which DICODDistiller terms are on
@@ -105,6 +111,16 @@ def time_call(fn: Callable[[], object], device: str, repeats: int = 3, warmup: i
         synchronize(device)
         times.append(time.perf_counter() - start)
     return times
+
+
+def memory_method(device: str) -> str:
+    """What :func:`peak_memory_bytes` measures on ``device`` (recorded in the benchmark's JSON)."""
+    if torch.device(device).type == "cuda":
+        return "torch.cuda.max_memory_allocated above the allocation before the call (bytes)"
+    return (
+        "peak of the CPU tensor bytes allocated by the call, replayed in time order from "
+        "torch.profiler(profile_memory=True) events; tensors only, not the process RSS (bytes)"
+    )
 
 
 def peak_memory_bytes(fn: Callable[[], object], device: str) -> int:
@@ -265,13 +281,17 @@ def _roi_align_per_image(images: Tensor, boxes: Tensor, index: Tensor, size: int
     return out
 
 
+#: the levers of :func:`bench_crop_levers`; the first variant of each is the project's default
+LEVERS = ("gt_crop_calls", "gt_crop_sharing", "teacher_chunk_size", "teacher_weight_grad", "teacher_format")
+
+
 def bench_crop_levers(
     device: str,
     teacher,
     num_crops: int = 128,
     num_images: int = 8,
     image_size: tuple[int, int] = (800, 1333),
-    chunk_sizes: Sequence[int] = (16, 64, 512),
+    chunk_sizes: Sequence[int] = (512, 64, 16),
     loc_layers: Sequence[str] = ("pixels", "stem"),
     repeats: int = 3,
     seed: int = 0,
@@ -284,8 +304,11 @@ def bench_crop_levers(
     * ``teacher_weight_grad``: the KD_loc predicted branch (teacher features to ``loc_layers`` +
       backward) with the teacher's weights ``requires_grad=False`` (the project) vs True (the
       authors' release, gradients thrown away).
-    * ``teacher_format``: logits + predicted branch in float32 vs channels-last vs autocast
-      (bfloat16 on CPU, float16 on CUDA) — measurable on CPU, meant for GPUs.
+    * ``gt_crop_sharing``: the gt branch of DICOD (crops, KD_cls logits, KD_loc gt features to
+      ``loc_layers``) with the crops cut and normalised once and shared by both terms (the
+      project) vs cut and normalised once per term.
+    * ``teacher_format`` (CUDA only; on CPU a "skipped" string): logits + predicted branch in
+      float32 vs channels-last vs float16 autocast.
     """
     gen = torch.Generator().manual_seed(seed)
     height, width = image_size
@@ -302,7 +325,19 @@ def bench_crop_levers(
         "one_call": timed(lambda: crop_boxes_roi_align(images, boxes, index, size)),
         "per_image": timed(lambda: _roi_align_per_image(images, boxes, index, size)),
     }
-    crops = teacher.normalize(crop_boxes_roi_align(images, boxes, index, size), "BGR")
+
+    def cut() -> Tensor:
+        return teacher.normalize(crop_boxes_roi_align(images, boxes, index, size), "BGR")
+
+    crops = cut()
+
+    def gt_branch(shared: bool) -> None:
+        cls_input = cut()
+        teacher.logits(cls_input)
+        with torch.no_grad():
+            teacher.features(cls_input if shared else cut(), loc_layers)
+
+    out["gt_crop_sharing"] = {"shared": timed(lambda: gt_branch(True)), "separate": timed(lambda: gt_branch(False))}
     out["teacher_chunk_size"] = {}
     for chunk in chunk_sizes:
         run = lambda chunk=chunk: teacher.logits(crops, chunk_size=chunk)  # noqa: E731
@@ -319,8 +354,10 @@ def bench_crop_levers(
         teacher.model.requires_grad_(False)
         teacher.model.zero_grad(set_to_none=True)
 
-    amp = "float16" if torch.device(device).type == "cuda" else "bfloat16"
-    formats = {"float32": {}, "channels_last": {"channels_last": True}, f"autocast_{amp}": {"amp_dtype": amp}}
+    if torch.device(device).type != "cuda":
+        out["teacher_format"] = "skipped: channels-last / autocast are GPU levers (--device cuda)"
+        return out
+    formats = {"float32": {}, "channels_last": {"channels_last": True}, "autocast_float16": {"amp_dtype": "float16"}}
     out["teacher_format"] = {}
     for name, options in formats.items():
         teacher.model.to(memory_format=torch.contiguous_format)
@@ -560,7 +597,8 @@ def bench_train_step(
             for variant in names[shift:] + names[:shift]:
                 records[variant].append(_timed_step(model, optimizer, batch, distillers[variant], variant, device))
         results[name] = {
-            "status": "ok", "image_size": size, "batch_size": batch_size, "iters": iters,
+            "status": "ok", "config": STUDENTS[name]["config"], "config_edits": STUDENTS[name]["edits"],
+            "image_size": size, "batch_size": batch_size, "iters": iters,
             "variants": _summarise_variants({v: r[1:] for v, r in records.items()}),
         }
         del model, optimizer
@@ -625,8 +663,9 @@ def bench_inference(
     Two students of the same architecture are trained ``train_iters`` SGD steps (lr 1e-3), one as
     the baseline and one with full DICOD; then each is saved (``state_dict`` with
     ``atomic_torch_save``) and timed in eval mode on the same images, alternating. Per student:
-    ``baseline`` / ``dicod`` (``s_per_image``, ``checkpoint_bytes``, ``state_dict_keys``), the
-    ``time_ratio`` and ``same_state_dict_keys``.
+    ``baseline`` / ``dicod`` (``s_per_image``, ``checkpoint_bytes``, ``state_dict_keys``,
+    ``teacher_keys``: keys naming the teacher or distiller, 0 expected), the ``time_ratio`` and
+    ``same_state_dict_keys``.
     """
     from ..modeling.distiller import DICODDistiller
     from ..teacher.frozen import FrozenTeacher
@@ -655,7 +694,11 @@ def bench_inference(
                     _train_step(model, optimizer, batch)
                 path = Path(tmp) / f"{variant}.pth"
                 atomic_torch_save(model.state_dict(), path)
-                row[variant] = {"checkpoint_bytes": path.stat().st_size, "state_dict_keys": len(model.state_dict())}
+                keys = list(torch.load(path, map_location="cpu", weights_only=True))
+                row[variant] = {
+                    "checkpoint_bytes": path.stat().st_size, "state_dict_keys": len(keys),
+                    "teacher_keys": sum("teacher" in k or "distiller" in k for k in keys),
+                }
                 model.eval()
             test = [{k: v for k, v in x.items() if k != "instances"} for x in batches[-1]]
             times: dict[str, list[float]] = {v: [] for v in models}
@@ -713,6 +756,11 @@ def format_markdown(results: dict) -> str:
             + (f", at end {m['load_average_1min_end']:.2f}" if "load_average_1min_end" in m else ""),
             "",
         ]
+    if results.get("teacher"):
+        t = results["teacher"]
+        lines += [f"Teacher: {t['arch']}, {t['input_size']} px, {t['weights']}", ""]
+    if results.get("memory_method"):
+        lines += [f"Peak memory: {results['memory_method']}", ""]
     if results.get("crop"):
         lines += [
             "| crop | image | N | ours crops/s | ours peak MiB | reference crops/s | reference peak MiB | speed-up | memory ratio |",
@@ -731,12 +779,18 @@ def format_markdown(results: dict) -> str:
         lines.append("")
     lev = results.get("crop_levers")
     if lev:
-        lines += [f"Levers ({lev['num_crops']} crops, {lev['num_images']} images of {lev['image']}):", "",
-                  "| lever | variant | median s | peak MiB |", "|---|---|---|---|"]
-        for lever in ("gt_crop_calls", "teacher_chunk_size", "teacher_weight_grad", "teacher_format"):
-            for variant, v in lev.get(lever, {}).items():
+        lines += [f"Levers ({lev['num_crops']} crops, {lev['num_images']} images of {lev['image']}; "
+                  "× first = time / the lever's first variant):", "",
+                  "| lever | variant | median s | × first | peak MiB |", "|---|---|---|---|---|"]
+        for lever in LEVERS:
+            variants = lev.get(lever, {})
+            if isinstance(variants, str):
+                lines.append(f"| {lever} | {variants} | | | |")
+                continue
+            first = next(iter(variants.values()), {}).get("median_s")
+            for variant, v in variants.items():
                 peak = _mib(v["peak_bytes"]) if "peak_bytes" in v else ""
-                lines.append(f"| {lever} | {variant} | {v['median_s']:.4f} | {peak} |")
+                lines.append(f"| {lever} | {variant} | {v['median_s']:.4f} | {v['median_s'] / first:.2f} | {peak} |")
         lines.append("")
     for section in ("step", "inference"):
         for student, r in results.get(section, {}).items():
@@ -759,13 +813,14 @@ def format_markdown(results: dict) -> str:
         lines.append("")
     inf = {k: v for k, v in results.get("inference", {}).items() if v.get("status") == "ok"}
     if inf:
-        lines += ["| student | baseline s/image | DICOD s/image | ratio | baseline ckpt bytes | DICOD ckpt bytes | same keys |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["| student | baseline s/image | DICOD s/image | ratio | baseline ckpt bytes | DICOD ckpt bytes "
+                  "| same keys | teacher keys |", "|---|---|---|---|---|---|---|---|"]
         for student, r in inf.items():
             b, d = r["baseline"], r["dicod"]
             lines.append(
                 f"| {student} | {b['s_per_image']:.4f} | {d['s_per_image']:.4f} | {r['time_ratio']:.2f} | "
-                f"{b['checkpoint_bytes']} | {d['checkpoint_bytes']} | {r['same_state_dict_keys']} |"
+                f"{b['checkpoint_bytes']} | {d['checkpoint_bytes']} | {r['same_state_dict_keys']} | "
+                f"{d['teacher_keys']} |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -11,15 +11,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import REPO
+from detectron2.config import LazyConfig, instantiate
 from detectron2.data.datasets import register_coco_instances
 from detectron2.structures import BoxMode
+from omegaconf import OmegaConf
 from PIL import Image
 
+from dicod_d2.config.lazy import load_config
 from dicod_d2.data.object_crops import (
     DROP_REASONS,
     ObjectCropMapper,
     build_crop_test_loader,
-    general_augmentations,
     load_object_records,
     object_drop_reason,
 )
@@ -172,13 +175,46 @@ def object_scene(tmp_path):
     return load_object_records(name)[0]
 
 
+def _augmentations(teacher_config: str, split: str = "train") -> list:
+    """The ``split`` augmentations of a teacher config (configs/teacher/...), instantiated."""
+    cfg = load_config(REPO / "configs/teacher" / teacher_config)
+    return list(instantiate(cfg.dataloader[split].mapper.augmentations))
+
+
+@pytest.mark.parametrize(
+    ("teacher", "student"),
+    [("coco/resnet50_112_general_ce_fl.py", "coco.py"),
+     ("fashiondet/resnet_tiny_56_general_ce_fl.py", "fashiondet.py")],
+)
+def test_general_recipe_is_the_students_augmentation_list(teacher, student):
+    """The "general" teacher configs take the detection data config's own lists, not a copy."""
+    cfg = load_config(REPO / "configs/teacher" / teacher)
+    data = LazyConfig.load(str(REPO / "configs/common/data" / student)).dataloader
+    for split in ("train", "test"):
+        assert cfg.dataloader[split].mapper.augmentations == data[split].mapper.augmentations
+
+
+def test_ssd_recipe_is_the_ssd_students_augmentation():
+    """The "ssd" teacher sees SSD300's augmentation with the SSD student's size, fill, channels."""
+    teacher = load_config(REPO / "configs/teacher/fashiondet/resnet_tiny_56_ssd_ce.py").dataloader
+    student = load_config(REPO / "configs/fashiondet/ssd_baseline.py").dataloader
+    for split in ("train", "test"):
+        ours, theirs = teacher[split].mapper.augmentations, student[split].mapper.augmentations
+        assert ours._target_ is theirs._target_
+        resolved = [OmegaConf.to_container(augs, resolve=True) for augs in (ours, theirs)]
+        assert resolved[0] == resolved[1]
+    assert teacher.train.mapper.augmentations._target_ is ssd_train_augmentations
+    assert teacher.train.mapper.image_format == student.train.mapper.image_format == "RGB"
+
+
 @pytest.mark.parametrize(
     "recipe",
     [
-        lambda: general_augmentations(True, short_edge_length=(200, 400), max_size=600),
-        lambda: ssd_train_augmentations(300, mean=(123.675, 116.28, 103.53), image_format="RGB"),
+        lambda: _augmentations("coco/resnet50_112_general_ce_fl.py"),
+        lambda: _augmentations("fashiondet/resnet_tiny_56_general_ce_fl.py"),
+        lambda: _augmentations("fashiondet/resnet_tiny_56_ssd_ce.py"),
     ],
-    ids=["general", "ssd"],
+    ids=["general-coco", "general-fashiondet", "ssd"],
 )
 def test_recipes_keep_the_object_inside_its_crop(object_scene, recipe):
     """Whatever the augmentation draws (resize, flip, expand, min-IoU crop, colour jitter), the

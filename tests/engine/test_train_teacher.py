@@ -6,21 +6,27 @@ import importlib.util
 import json
 import re
 import shutil
+import uuid
 
 import pytest
 import torch
+import torchvision
 from _helpers import REPO, TINY_OVERRIDES
 from detectron2.utils.events import EventStorage
 from fvcore.nn import sigmoid_focal_loss
 
 from dicod_d2.cli import run_cli
-from dicod_d2.data.datasets import thing_classes
+from dicod_d2.config.lazy import load_config
+from dicod_d2.data.datasets import register_fashiondet, thing_classes
 from dicod_d2.data.object_crops import ObjectCropMapper, load_object_records
 from dicod_d2.engine.defaults import default_argument_parser
 from dicod_d2.engine.teacher_export import load_classifier_weights
 from dicod_d2.modeling.classification import CropClassifier
 from dicod_d2.modeling.distiller import DICODDistiller
 from dicod_d2.teacher import (
+    IMAGENET_PIXEL_MEAN,
+    IMAGENET_PIXEL_STD,
+    SHIPPED_WEIGHTS,
     FrozenTeacher,
     TeacherFileError,
     TeacherMeta,
@@ -95,6 +101,34 @@ def test_eval_only_from_teacher_file_and_from_checkpoint(ce_fl_run, tmp_path):
         assert len((out / "per_class_accuracy.csv").read_text().splitlines()) == 11
 
 
+@pytest.mark.slow
+def test_unreadable_images_are_skipped_counted_and_logged(ce_fl_run, tiny_fashiondet, tmp_path):
+    """Two val images that cannot be read: evaluation goes on without them and logs the count."""
+    coco = json.loads((tiny_fashiondet / "annotations/instances_val.json").read_text())
+    images = tmp_path / "images"
+    shutil.copytree(tiny_fashiondet / "val", images)
+    for record in coco["images"][:2]:
+        (images / record["file_name"]).write_bytes(b"truncated")
+    (tmp_path / "val.json").write_text(json.dumps(coco))
+    name = f"fashiondet_broken_{uuid.uuid4().hex[:8]}"
+    register_fashiondet(name, tmp_path / "val.json", images)
+    broken = {r["id"] for r in coco["images"][:2]}
+    skipped = sum(a["image_id"] in broken for a in coco["annotations"])
+
+    out = tmp_path / "eval"
+    argv = ["--config-file", CONFIG, "--eval-only", *TINY_OVERRIDES, f"train.output_dir={out}",
+            f"train.init_checkpoint={ce_fl_run / 'teacher.pth'}",
+            f"dataloader.test.dataset.names={name}"]
+    assert run_cli(train_teacher.main, "test", argv) == 0
+    log = (out / "log.txt").read_text()
+    assert "2 unreadable images were skipped" in log
+    assert log.count("Skipping unreadable image") == 2
+    rows = (out / "per_class_accuracy.csv").read_text().splitlines()[1:]
+    crops = sum(int(row.split(",")[1]) for row in rows)
+    total = sum(1 for a in coco["annotations"] if not a.get("iscrowd"))
+    assert crops == total - skipped > 0
+
+
 def test_eval_only_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     argv = ["--config-file", CONFIG, "--eval-only", f"train.output_dir={tmp_path}"]
     assert run_cli(train_teacher.main, "test", argv) == 1
@@ -155,7 +189,8 @@ def test_resume_restores_iteration_optimizer_and_scheduler(tiny_fashiondet, tmp_
     steps = [s["step"].item() for s in b["optimizer"]["state"].values()]
     assert steps and all(s == 6 for s in steps), "Adam's step counts continue from the checkpoint"
     lrs = {m["iteration"]: m["lr"] for m in _metrics(resumed) if "lr" in m}
-    assert lrs[3] == pytest.approx(1e-3) and lrs[5] == pytest.approx(1e-4)
+    base_lr = load_config(CONFIG).optimizer.lr
+    assert lrs[3] == pytest.approx(base_lr) and lrs[5] == pytest.approx(base_lr / 10)
 
 
 # ----------------------------------------------------------------------------- fast, no training
@@ -184,6 +219,33 @@ def test_teacher_file_with_other_classes_is_refused(tmp_path):
     model = CropClassifier("resnet_tiny", ["a", "b", "x"], input_size=32)
     with pytest.raises(ValueError, match="only in the teacher: \\['c'\\]"):
         load_classifier_weights(model, str(_file(tmp_path)))
+
+
+def test_initial_weights_scratch_torchvision_file_and_efficientnet_lite0(tmp_path):
+    """The three starts of a teacher: scratch, a local torchvision file, EfficientNet-Lite0's
+    offline ImageNet weights; each with the normalisation its weights expect, new C-way head."""
+    scratch = CropClassifier("resnet_tiny", ["a", "b", "c"], input_size=32)
+    assert scratch.teacher_meta().pixel_mean == IMAGENET_PIXEL_MEAN
+
+    imagenet = torchvision.models.resnet18(weights=None)  # stands in for resnet18-f37072fd.pth
+    torch.save(imagenet.state_dict(), tmp_path / "resnet18.pth")
+    model = CropClassifier("resnet18", ["a", "b", "c"], input_size=32,
+                           init_weights=str(tmp_path / "resnet18.pth"))
+    torch.testing.assert_close(model.classifier.layer4[1].conv2.weight,
+                               imagenet.layer4[1].conv2.weight)
+    assert model.classifier.fc.weight.shape == (3, 512)
+    meta = model.teacher_meta()
+    assert meta.channel_order == "RGB"
+    assert (meta.pixel_mean, meta.pixel_std) == (IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD)
+
+    name = "efficientnet_lite0_imagenet"
+    lite = CropClassifier("efficientnet_lite0", ["a", "b", "c"], input_size=56, init_weights=name)
+    shipped = torch.load(SHIPPED_WEIGHTS[name][1](), map_location="cpu", weights_only=True)
+    torch.testing.assert_close(lite.classifier._conv_stem.weight, shipped["_conv_stem.weight"])
+    assert lite.classifier._fc.weight.shape[0] == 3
+    meta = lite.teacher_meta()
+    assert meta.channel_order == "RGB"
+    assert (meta.pixel_mean, meta.pixel_std) == ((127.0,) * 3, (128.0,) * 3)
 
 
 def test_losses_and_empty_batches():
@@ -225,8 +287,6 @@ TEACHER_CONFIGS = sorted(
 @pytest.mark.parametrize("path", TEACHER_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_teacher_configs_match_their_names(path):
     """Table S1's grid: <arch>_<size>_<augmentation>_<losses>.py; COCO runs the paper's schedule."""
-    from dicod_d2.config.lazy import load_config
-
     name = re.fullmatch(r"(?P<arch>.+)_(?P<size>\d+)_(?P<aug>general|ssd)_(?P<loss>ce_fl|ce|fl)", path.stem)
     assert name, f"{path.name} does not follow <arch>_<size>_<augmentation>_<losses>.py"
     cfg = load_config(path)

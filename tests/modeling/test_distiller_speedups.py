@@ -1,9 +1,14 @@
-"""Speed options keep the losses' values: the KD_loc positive cap (off by default) and the teacher's
-channels-last / autocast options (off by default)."""
+"""Speed-ups keep the losses' values: the always-on ones (one roi_align for all gt crops, gt crops
+shared by KD_cls and KD_loc, gt maps pooled before the per-positive gather, chunked teacher logits, no
+teacher weight gradients) against a per-positive loop without them; the KD_loc positive cap (off by
+default) and the teacher's channels-last / autocast options (off by default)."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 import dicod_d2  # noqa: F401
+from dicod_d2.layers import crop_boxes_differentiable
+from dicod_d2.losses import kd_cls_softmax
 from dicod_d2.modeling.distiller import DICODDistiller
 from dicod_d2.teacher import FrozenTeacher, TeacherMeta, build_classifier
 from dicod_d2.teacher.classifiers import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
@@ -43,6 +48,46 @@ def _values(distiller, batch):
     losses = distiller.losses(*batch, mode="softmax")
     sum(losses.values()).backward()
     return {k: v.detach() for k, v in losses.items()}, batch[5].grad.clone()
+
+
+def _loop_reference(teacher, batch):
+    """DICOD losses [3] and the pred-box gradient [K, 4] without the speed-ups: per positive, its gt
+    box cropped again for KD_cls and for KD_loc (``crop_boxes_differentiable``, one box at a time),
+    teacher weights with ``requires_grad=True``, logits one crop at a time, the gt maps
+    pooled per positive. The defaults of DICODDistiller: T 2, weights 0.4 / 0.15, layers pixels +
+    stem pooled to 4 / 8."""
+    images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
+    teacher.model.requires_grad_(True)
+    try:
+        cls_crops, pred_maps, gt_maps = [], {"pixels": [], "stem": []}, {"pixels": [], "stem": []}
+        for k, (i, j) in enumerate(zip(pos_image.tolist(), pos_gt.tolist(), strict=True)):
+            def crop(box, image=images[i : i + 1]):
+                return teacher.normalize(crop_boxes_differentiable(image, box, torch.tensor([0]), SIZE), "BGR")
+
+            cls_crops.append(crop(gt_boxes[i][j : j + 1]))
+            gt_in, pred_in = crop(gt_boxes[i][j : j + 1]), crop(pred_boxes[k : k + 1])
+            for name, pool in (("pixels", 4), ("stem", 8)):
+                pred_maps[name].append(F.adaptive_avg_pool2d(teacher.features(pred_in, [name])[name], pool))
+                gt_maps[name].append(F.adaptive_avg_pool2d(teacher.features(gt_in, [name])[name], pool).detach())
+        with torch.no_grad():
+            teacher_logits = torch.cat([teacher.model(c) for c in cls_crops])
+        pix, stem = ((torch.cat(pred_maps[n]) - torch.cat(gt_maps[n])).abs().mean() for n in ("pixels", "stem"))
+        losses = torch.stack([0.4 * kd_cls_softmax(logits, teacher_logits, 2.0), 0.15 * pix, 0.15 * stem])
+        (grad,) = torch.autograd.grad(losses.sum(), pred_boxes)
+    finally:
+        teacher.model.requires_grad_(False)
+        teacher.model.zero_grad(set_to_none=True)
+    return losses.detach(), grad
+
+
+@pytest.mark.parametrize("chunk_size", [1, 512])
+def test_always_on_speedups_match_a_per_positive_loop(teacher, chunk_size):
+    ref, ref_grad = _loop_reference(teacher, _batch())
+    got, grad = _values(DICODDistiller(teacher, chunk_size=chunk_size), _batch())
+    assert list(got) == ["loss_kd_cls", "loss_loc_pix", "loss_kd_loc"]
+    torch.testing.assert_close(torch.stack(list(got.values())), ref, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-3, atol=1e-5)
+    assert all(not p.requires_grad and p.grad is None for p in teacher.model.parameters())
 
 
 def test_cap_none_and_large_cap_leave_values_and_rng_unchanged(teacher):

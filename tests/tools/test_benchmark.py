@@ -2,6 +2,7 @@
 helpers it relies on (reference crop, peak memory) measure what they claim."""
 import importlib.util
 import json
+import math
 
 import pytest
 import torch
@@ -42,6 +43,23 @@ def test_peak_memory_sees_a_temporary_tensor():
     assert 4_000_000 <= peak_memory_bytes(fn, "cpu") < 8_000_000
 
 
+def _numbers(tree, path=""):
+    """(path, value) of every int / float leaf of a JSON tree (bools excluded)."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _numbers(value, f"{path}.{key}")
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from _numbers(value, f"{path}[{i}]")
+    elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        yield path, tree
+
+
+def test_number_walker_finds_a_bad_leaf():
+    bad = {"a": [{"median_s": 0.1}, {"median_s": float("nan")}], "ok": True}
+    assert [p for p, v in _numbers(bad) if not math.isfinite(v)] == [".a[1].median_s"]
+
+
 def test_quick_benchmark_writes_sane_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     threads = torch.get_num_threads()
@@ -51,15 +69,22 @@ def test_quick_benchmark_writes_sane_json(tmp_path, capsys):
         torch.set_num_threads(threads)
     assert "| crop |" in capsys.readouterr().out
     res = json.loads(out.read_text())
+    numbers = list(_numbers(res))
+    assert len(numbers) > 50
+    assert [p for p, v in numbers if not math.isfinite(v) or v < 0] == []
     assert res["machine"]["torch"] == torch.__version__ and res["machine"]["cpu_cores"] >= 1
+    assert res["machine"]["cpu"] and res["machine"]["torch_threads"] == 1
+    assert "profiler" in res["memory_method"] and "random weights" in res["teacher"]["weights"]
+    assert res["note"] == "" and set(res["section_wall_s"]) == {"crop", "step", "inference"}
     assert {r["op"] for r in res["crop"]} == {"kd_cls", "kd_loc"}
     for r in res["crop"]:
         assert r["crops_per_s"] > 0 and r["ours"]["median_s"] > 0 and r["ours"]["peak_bytes"] > 0
         assert r["reference"]["peak_bytes"] > r["ours"]["peak_bytes"]  # the per-box image copies
         assert r["speedup"] > 0 and r["max_abs_diff"] < 1e-2
     levers = res["crop_levers"]
-    for lever in ("gt_crop_calls", "teacher_chunk_size", "teacher_weight_grad", "teacher_format"):
-        assert levers[lever] and all(v["median_s"] > 0 for v in levers[lever].values())
+    for lever in ("gt_crop_calls", "gt_crop_sharing", "teacher_chunk_size", "teacher_weight_grad"):
+        assert len(levers[lever]) >= 2 and all(v["median_s"] > 0 for v in levers[lever].values())
+    assert levers["teacher_format"].startswith("skipped")  # a GPU lever
     step = res["step"]["faster_rcnn"]
     assert step["status"] == "ok"
     variants = step["variants"]
@@ -71,7 +96,7 @@ def test_quick_benchmark_writes_sane_json(tmp_path, capsys):
             assert v["num_positives"] > 0 and v["teacher_forward_s"] > 0 and 0 < v["teacher_share"] < 1
     assert variants["loc_kd_loc"]["teacher_backward_s"] > 0
     inf = res["inference"]["faster_rcnn"]
-    assert inf["same_state_dict_keys"] is True
+    assert inf["same_state_dict_keys"] is True and inf["dicod"]["teacher_keys"] == 0
     assert inf["dicod"]["checkpoint_bytes"] == inf["baseline"]["checkpoint_bytes"] > 0
     assert inf["dicod"]["s_per_image"] > 0 and inf["time_ratio"] > 0
 

@@ -4,7 +4,9 @@
 # reuse the students' own detectron2 augmentation lists:
 #   general_recipe(student_dataloader): the Faster R-CNN / RetinaNet student's train / test lists
 #       (resize shortest edge + flip on COCO; flip at the native 256 px on FashionDet);
-#   ssd_recipe(size, mean, image_format): SSD's augmentation (dicod_d2.data.transforms.ssd_augment).
+#   ssd_recipe(student_model): SSD's augmentation (dicod_d2.data.transforms.ssd_augment) with the
+#       SSD student's size, pixel mean (the expand fill) and channel order, as the SSD students'
+#       data config (configs/common/data/ssd.py) does.
 # The whole image is augmented, then every object is cropped (roi_align) to model.input_size px.
 import copy
 
@@ -25,10 +27,15 @@ def general_recipe(student_dataloader):
     )
 
 
-def ssd_recipe(size=300, mean=(123.675, 116.28, 103.53), image_format="RGB"):
-    """(train, test) augmentation lists of an SSD``size`` student; ``mean`` in ``image_format``."""
+def ssd_recipe(student_model):
+    """(train, test) augmentation lists of the SSD student ``student_model`` (an SSD model config,
+    configs/common/models/ssd.py): its ``backbone.size``, ``pixel_mean`` (0..255) and
+    ``input_format``; crop with ``image_format=student_model.input_format``."""
+    size = student_model.backbone.size
     return (
-        L(ssd_train_augmentations)(size=size, mean=list(mean), image_format=image_format),
+        L(ssd_train_augmentations)(
+            size=size, mean=list(student_model.pixel_mean), image_format=student_model.input_format
+        ),
         L(ssd_test_augmentations)(size=size),
     )
 

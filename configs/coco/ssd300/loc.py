@@ -1,0 +1,5 @@
+# COCO ssd300: +loc_pix (method.md §7). Teacher: model.distiller.teacher.path=...
+from ...common.recipes import COCO_SSD_TEACHER, dicod_variant
+from .baseline import dataloader, lr_multiplier, model, optimizer, train
+
+dicod_variant(model, train, "loc", COCO_SSD_TEACHER)

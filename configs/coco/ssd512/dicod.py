@@ -1,0 +1,5 @@
+# COCO ssd512: full DICOD (KD_cls + loc_pix + KD_loc) (method.md §7). Teacher: model.distiller.teacher.path=...
+from ...common.recipes import COCO_SSD_TEACHER, dicod_variant
+from .baseline import dataloader, lr_multiplier, model, optimizer, train
+
+dicod_variant(model, train, "dicod", COCO_SSD_TEACHER)

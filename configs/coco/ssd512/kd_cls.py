@@ -1,0 +1,5 @@
+# COCO ssd512: +KD_cls (method.md §7). Teacher: model.distiller.teacher.path=...
+from ...common.recipes import COCO_SSD_TEACHER, dicod_variant
+from .baseline import dataloader, lr_multiplier, model, optimizer, train
+
+dicod_variant(model, train, "kd_cls", COCO_SSD_TEACHER)

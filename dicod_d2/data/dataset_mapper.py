@@ -1,0 +1,65 @@
+"""A detectron2 ``DatasetMapper`` whose augmentations see the ground-truth boxes.
+
+detectron2's :class:`~detectron2.data.DatasetMapper` builds ``T.AugInput(image)`` without boxes, so
+box-dependent augmentations such as SSD's min-IoU random crop
+(:class:`dicod_d2.data.transforms.MinIoURandomCrop`) cannot run in it. :class:`BoxAugDatasetMapper`
+is the same mapper (same arguments, same annotation handling through
+``DatasetMapper._transform_annotations``: clipping, crowd removal, ``filter_empty_instances``) that
+passes the image's non-crowd boxes to the augmentations.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from detectron2.data import DatasetMapper
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from detectron2.structures import BoxMode
+
+__all__ = ["BoxAugDatasetMapper", "annotation_boxes"]
+
+
+def annotation_boxes(annotations: list[dict]) -> np.ndarray:
+    """[N, 4] float64 XYXY absolute-pixel boxes of the non-crowd ``annotations`` (detectron2
+    dataset-dict format, any ``bbox_mode``), in order; [0, 4] when there is none."""
+    boxes = [
+        BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS)
+        for a in annotations
+        if a.get("iscrowd", 0) == 0
+    ]
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+class BoxAugDatasetMapper(DatasetMapper):
+    """``DatasetMapper`` for box detection whose ``AugInput`` carries ``boxes`` (see module docstring).
+
+    Takes ``DatasetMapper``'s arguments; pre-computed proposals and semantic segmentation are not
+    supported. At test time (``is_train=False``) the boxes are still given to the augmentations when
+    the dataset dict has annotations, then the annotations are dropped as ``DatasetMapper`` does.
+    """
+
+    def __init__(self, is_train: bool, **kwargs):
+        super().__init__(is_train, **kwargs)
+        if self.proposal_topk is not None:
+            raise ValueError("BoxAugDatasetMapper does not support precomputed proposals.")
+
+    def __call__(self, dataset_dict: dict) -> dict:
+        """detectron2 dataset dict → model input: ``image`` uint8 [3, H, W] in ``image_format`` and,
+        in training, ``instances`` (gt_boxes XYXY pixels of the augmented image, gt_classes)."""
+        if "sem_seg_file_name" in dataset_dict:
+            raise ValueError("BoxAugDatasetMapper does not support semantic segmentation.")
+        dataset_dict = copy.deepcopy(dataset_dict)
+        image = utils.read_image(dataset_dict["file_name"], format=self.image_format)
+        utils.check_image_size(dataset_dict, image)
+        aug_input = T.AugInput(image, boxes=annotation_boxes(dataset_dict.get("annotations", [])))
+        transforms = self.augmentations(aug_input)
+        image = aug_input.image
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if not self.is_train:
+            dataset_dict.pop("annotations", None)
+            return dataset_dict
+        if "annotations" in dataset_dict:
+            self._transform_annotations(dataset_dict, transforms, image.shape[:2])
+        return dataset_dict
