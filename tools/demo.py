@@ -16,7 +16,7 @@ from pathlib import Path
 from dicod_d2.cli import report_user_errors
 
 #: --quick: the "quick" FashionDet split and schedules that finish in about 3 minutes
-QUICK = {"preset": "quick", "teacher_iters": 150, "student_iters": 120}
+QUICK = {"preset": "quick", "teacher_iters": 150, "student_iters": 80}
 
 
 def build_parser() -> argparse.ArgumentParser:

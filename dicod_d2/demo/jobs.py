@@ -20,6 +20,7 @@ class Job:
     output_dir: Path
     max_iter: int
     done: Callable[[], bool] = lambda: False  # a finished run of the same settings: skip it
+    on_success: Callable[[], None] = lambda: None  # called as soon as the command succeeded
 
     @property
     def log_file(self) -> Path:
@@ -87,6 +88,7 @@ def run_jobs(jobs: Sequence[Job], parallel: int, stage: str, threads_per_job: in
                 tail = job.log_file.read_text()[-3000:]
                 raise RuntimeError(f"[{stage}] {job.name} failed (exit {proc.returncode}); "
                                    f"log {job.log_file}:\n{tail}")
+            job.on_success()
             finished_iters += job.max_iter
             print(f"[{stage}] done {job.name} ({_format_seconds(time.time() - start)} elapsed)",
                   flush=True)

@@ -100,11 +100,11 @@ def train_teacher(s: DemoSettings) -> Path:
     digest = _recipe_hash(_file_text(TEACHER_CONFIG), overrides)
     argv = python_tool("train_teacher.py", "--config-file", TEACHER_CONFIG, *overrides)
     job = Job("teacher", argv, folder, s.teacher_iters or _config_max_iter(TEACHER_CONFIG),
-              done=lambda: _same_recipe(folder, digest, "teacher.pth"))
+              done=lambda: _same_recipe(folder, digest, "teacher.pth"),
+              on_success=lambda: atomic_write_text(folder / "demo_recipe.sha256", digest))
     # one torch thread: the classifier is small and its two DataLoader workers need the other
     # cores (2 threads were ~5x slower per iteration on a 2-core machine)
     run_jobs([job], parallel=1, stage="teacher", threads_per_job=1)
-    atomic_write_text(folder / "demo_recipe.sha256", digest)
     return folder / "teacher.pth"
 
 
@@ -129,30 +129,35 @@ def student_overrides(s: DemoSettings, variant: str, seed, teacher: Path) -> lis
     return overrides
 
 
+def student_digest(config: str, overrides: list[str], teacher_sha: str) -> str:
+    """Recipe digest of a student run: config text, overrides and, when the run uses the teacher,
+    the SHA-256 of the teacher file's bytes."""
+    uses_teacher = any(o.startswith("model.distiller.teacher.path=") for o in overrides)
+    return _recipe_hash(_file_text(config), overrides, teacher_sha if uses_teacher else "")
+
+
 def train_students(s: DemoSettings, teacher: Path) -> dict[str, list[Path]]:
     """Train every (variant, seed) student, ``s.parallel`` at a time; returns their folders.
 
     A run is reused when its folder holds a final model trained with the same config text,
     overrides and (for distilled variants) teacher file bytes.
     """
-    jobs, digests, folders = [], {}, {}
+    jobs, folders = [], {}
     teacher_sha = hashlib.sha256(teacher.read_bytes()).hexdigest()
     for seed in s.seeds:
         for variant in s.variants:
             config = VARIANTS[variant][0]
             folder = student_dir(s, variant, seed)
             overrides = student_overrides(s, variant, seed, teacher)
-            digest = _recipe_hash(_file_text(config), overrides,
-                                  teacher_sha if "model.distiller.teacher.path" in str(overrides) else "")
+            digest = student_digest(config, overrides, teacher_sha)
             argv = python_tool("lazyconfig_train_net.py", "--config-file", config, *overrides)
-            jobs.append(Job(f"{variant} (seed {seed})", argv, folder,
-                            s.student_iters or _config_max_iter(config),
-                            done=lambda f=folder, d=digest: _same_recipe(f, d, "model_final.pth")))
-            digests[folder] = digest
+            jobs.append(Job(
+                f"{variant} (seed {seed})", argv, folder, s.student_iters or _config_max_iter(config),
+                done=lambda f=folder, d=digest: _same_recipe(f, d, "model_final.pth"),
+                on_success=lambda f=folder, d=digest: atomic_write_text(f / "demo_recipe.sha256", d),
+            ))
             folders.setdefault(variant, []).append(folder)
     run_jobs(jobs, parallel=s.parallel, stage="students")
-    for folder, digest in digests.items():
-        atomic_write_text(folder / "demo_recipe.sha256", digest)
     return folders
 
 
@@ -190,7 +195,8 @@ def examples(s: DemoSettings, folders: dict[str, list[Path]]) -> list[Path]:
         folder = folders[variant][0]
         models[VARIANTS[variant][1]] = load_detector(
             str(REPO / VARIANTS[variant][0]), str(folder / "model_final.pth"), dataset_overrides(s))
-    return side_by_side(models, f"{s.dataset_prefix}_val", s.out_dir / "examples", num_images=3)
+    return side_by_side(models, f"{s.dataset_prefix}_val", s.out_dir / "examples", num_images=3,
+                        score_thresh=0.3)
 
 
 def commands(s: DemoSettings, teacher: Path) -> list[str]:

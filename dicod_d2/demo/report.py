@@ -115,7 +115,7 @@ def write_report(path: str | Path, *, title: str, settings: Sequence[str], teach
         "figure shows each type over the foreground IoU threshold 0.50…0.95.", "",
         tide_table(tide_summary), "",
         f"![TIDE error curves]({rel(figures['tide'])})", "",
-        "## Example detections (first seed, score ≥ 0.5)", "",
+        "## Example detections (first seed; the threshold is in each panel)", "",
         *[f"![{Path(e).stem}]({rel(e)})" for e in examples], "",
         "## Commands", "",
         "```bash", *commands, "```", "",

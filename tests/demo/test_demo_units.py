@@ -51,17 +51,22 @@ def test_aggregate_and_table_show_mean_std_and_difference(tmp_path):
 def test_run_jobs_runs_skips_and_reports_failures(tmp_path, capsys):
     script = "import json,sys,pathlib; d=pathlib.Path(sys.argv[1]); d.mkdir(exist_ok=True); " \
              "(d/'metrics.json').write_text(json.dumps({'iteration': 4})+'\\n')"
-    ok = jobs.Job("ok", [sys.executable, "-c", script, str(tmp_path / "ok")], tmp_path / "ok", 5)
+    succeeded = []
+    ok = jobs.Job("ok", [sys.executable, "-c", script, str(tmp_path / "ok")], tmp_path / "ok", 5,
+                  on_success=lambda: succeeded.append("ok"))
     skipped = jobs.Job("old", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "old", 5,
-                       done=lambda: True)
+                       done=lambda: True, on_success=lambda: succeeded.append("old"))
     jobs.run_jobs([ok, skipped], parallel=2, stage="t", poll_s=0.1)
+    assert succeeded == ["ok"]
     out = capsys.readouterr().out
     assert "old: finished earlier with the same settings, reused" in out
     assert "5/5 iterations (100%)" in out
     assert jobs.last_iteration(tmp_path / "ok") == 4
-    bad = jobs.Job("bad", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], tmp_path / "bad", 5)
+    bad = jobs.Job("bad", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], tmp_path / "bad", 5,
+                   on_success=lambda: succeeded.append("bad"))
     with pytest.raises(RuntimeError, match=r"bad failed \(exit 3\)[\s\S]*boom"):
         jobs.run_jobs([bad], parallel=1, stage="t", poll_s=0.1)
+    assert succeeded == ["ok"]  # a failed command never records success
 
 
 def test_commands_and_overrides_differ_only_in_the_teacher(tmp_path):
@@ -79,6 +84,14 @@ def test_commands_and_overrides_differ_only_in_the_teacher(tmp_path):
     assert any("faster_rcnn_dicod.py" in line and "train.seed=$SEED" in line for line in lines)
     assert s.variants == ["baseline", "dicod"]
     assert pipeline.DemoSettings(out_dir=tmp_path, preset="demo", ablation=True).variants[-1] == "dicod"
+
+
+def test_student_digest_depends_on_the_teacher_only_when_used():
+    config = "configs/fashiondet/faster_rcnn_baseline.py"
+    base = ["train.seed=0"]
+    assert pipeline.student_digest(config, base, "a") == pipeline.student_digest(config, base, "b")
+    with_teacher = base + ["model.distiller.teacher.path=t.pth"]
+    assert pipeline.student_digest(config, with_teacher, "a") != pipeline.student_digest(config, with_teacher, "b")
 
 
 def test_same_recipe_needs_result_and_matching_digest(tmp_path):
