@@ -148,7 +148,8 @@ def test_positives_and_kd_cls_match_a_reference_computed_by_hand(teacher_path):
             for i, j, _ in pos
         ])
         expected = model.distiller.losses(raw, gt_boxes, logits, image_index, gt_index, pred_boxes, "softmax")
-    torch.testing.assert_close(losses["loss_kd_cls"], 0.4 * kd_cls_softmax(logits, teacher_logits, 2.0))
+    weight = model.distiller.kd_cls_weight  # the config's λ_cls
+    torch.testing.assert_close(losses["loss_kd_cls"], weight * kd_cls_softmax(logits, teacher_logits, 2.0))
     for name in KD_LOSSES:  # same positives, logits and decoded boxes as the hand-made list
         torch.testing.assert_close(losses[name], expected[name])
 
