@@ -3,7 +3,7 @@ import copy
 
 import pytest
 import torch
-from _helpers import REPO
+from _helpers import REPO, write_random_teacher
 from detectron2.config import LazyConfig, instantiate
 from detectron2.modeling.meta_arch import RetinaNet
 from detectron2.structures import Boxes, Instances, pairwise_iou
@@ -195,14 +195,9 @@ def test_fashiondet_dicod_config_trains(tiny_fashiondet, tmp_path):
     from dicod_d2.data.datasets import thing_classes
     from dicod_d2.engine.defaults import default_argument_parser
     from dicod_d2.engine.train_loop import main
-    from dicod_d2.teacher import save_teacher_file
 
     names = thing_classes("fashiondet_tiny_train")
-    meta = TeacherMeta(
-        arch="resnet_tiny", num_classes=len(names), class_names=names, input_size=CROP,
-        channel_order="RGB", pixel_mean=IMAGENET_PIXEL_MEAN, pixel_std=IMAGENET_PIXEL_STD,
-    )
-    save_teacher_file(tmp_path / "teacher.pth", build_classifier("resnet_tiny", len(names)), meta)
+    write_random_teacher(tmp_path / "teacher.pth", names, CROP)
     argv = ["--config-file", str(REPO / "configs/fashiondet/retinanet_dicod.py"), *TINY_OVERRIDES,
             f"train.output_dir={tmp_path / 'run'}", "train.max_iter=2", "train.eval_period=0",
             f"model.distiller.teacher.path={tmp_path / 'teacher.pth'}"]

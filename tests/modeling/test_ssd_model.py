@@ -252,21 +252,16 @@ def test_fashiondet_dicod_config_trains_and_evaluates(tiny_fashiondet, tmp_path)
     then the COCO evaluation of the evaluation hook."""
     import json
 
-    from _helpers import REPO, TINY_OVERRIDES
+    from _helpers import REPO, TINY_OVERRIDES, write_random_teacher
     from detectron2.data import MetadataCatalog
 
     from dicod_d2.data.datasets import thing_classes
     from dicod_d2.engine.defaults import default_argument_parser
     from dicod_d2.engine.train_loop import main
     from dicod_d2.modeling.meta_arch.ssd import SSD
-    from dicod_d2.teacher import save_teacher_file
 
     names = thing_classes("fashiondet_tiny_train")
-    meta = TeacherMeta(
-        arch="resnet_tiny", num_classes=len(names), class_names=names, input_size=16,
-        channel_order="RGB", pixel_mean=IMAGENET_PIXEL_MEAN, pixel_std=IMAGENET_PIXEL_STD,
-    )
-    save_teacher_file(tmp_path / "teacher.pth", build_classifier("resnet_tiny", len(names)), meta)
+    write_random_teacher(tmp_path / "teacher.pth", names, 16)
     out = tmp_path / "run"
     argv = ["--config-file", str(REPO / "configs/fashiondet/ssd_dicod.py"), *TINY_OVERRIDES,
             f"train.output_dir={out}", "train.max_iter=2", "train.eval_period=2",
