@@ -20,7 +20,9 @@ points of an affine-grid crop with ``align_corners=False``.
 ``crop_boxes_differentiable`` (gradient w.r.t. boxes and images; the KD_loc crops) builds an affine
 sampling grid per box and calls ``F.grid_sample`` once per image on the grids of that image's boxes
 concatenated along the height axis (grid ``[1, N_i·size, size, 2]``). The image is never copied per
-box: memory is O(N · size²) for the grids and crops, plus the batch itself.
+box: memory is O(N · size²) for the grids and crops, plus the batch itself (also for the gradient
+w.r.t. the images). Boxes grouped by image (``batch_index`` non-decreasing, as the students pass their
+positives) need no reordering of the grids or the crops.
 """
 from __future__ import annotations
 
@@ -122,28 +124,34 @@ def crop_boxes_differentiable(
     Returns:
         [N, C, s, s] crops in the order of ``boxes``, same dtype/device as ``images``.
 
-    One ``grid_sample`` call per image with the grids of its boxes stacked along the height
-    axis ([1, N_i·s, s, 2]); no per-box copy of the image (memory O(N·s²)).
+    One ``grid_sample`` call per image with the grids of its boxes stacked along the height axis
+    ([1, N_i·s, s, 2]); no per-box copy of the image (memory O(N·s²)). Boxes grouped by image
+    (non-decreasing ``batch_index``) are cropped as they come; otherwise they are sorted by image and
+    the crops put back in the order of ``boxes``.
     """
     _check_inputs(images, boxes, batch_index, size)
     size = int(size)
     num_images, channels, height, width = images.shape
     if boxes.shape[0] == 0:
         return images.new_zeros((0, channels, size, size))
-    grid = _sampling_grid(prepare_boxes(boxes.to(images.dtype), height, width), height, width, size)
-    order = torch.argsort(batch_index, stable=True)
+    prepared = prepare_boxes(boxes.to(images.dtype), height, width)
+    grouped = bool((batch_index[1:] >= batch_index[:-1]).all())
+    order = None if grouped else torch.argsort(batch_index, stable=True)
+    if order is not None:
+        prepared = prepared[order]
     counts = torch.bincount(batch_index, minlength=num_images).tolist()
     pieces = []
-    for b, grid_b in enumerate(torch.split(grid[order], counts)):
-        n = grid_b.shape[0]
+    for b, boxes_b in enumerate(torch.split(prepared, counts)):
+        n = boxes_b.shape[0]
         if n == 0:
             continue
         sampled = F.grid_sample(
             images[b : b + 1],
-            grid_b.reshape(1, n * size, size, 2),
+            _sampling_grid(boxes_b, height, width, size).reshape(1, n * size, size, 2),
             mode="bilinear",
             padding_mode="border",
             align_corners=False,
         )  # [1, C, n·s, s]
         pieces.append(sampled.reshape(channels, n, size, size).transpose(0, 1))
-    return torch.cat(pieces)[torch.argsort(order)]
+    crops = torch.cat(pieces)
+    return crops if order is None else crops[torch.argsort(order)]

@@ -188,15 +188,18 @@ def reference_crop_replicate(images: Tensor, boxes: Tensor, batch_index: Tensor,
 
 
 def random_boxes(
-    num: int, num_images: int, height: int, width: int, generator: torch.Generator
+    num: int, num_images: int, height: int, width: int, generator: torch.Generator, grouped: bool = True
 ) -> tuple[Tensor, Tensor]:
-    """``num`` random boxes [N, 4] (XYXY px, sides 8 px … half the image) spread over ``num_images``
-    images, and their image index [N] long."""
+    """``num`` random boxes [N, 4] (XYXY px, sides 8 px … half the image) spread evenly over
+    ``num_images`` images, and their image index [N] long: grouped by image (non-decreasing, the
+    order in which the students pass their positives) or, with ``grouped=False``, interleaved
+    (0, 1, …, 0, 1, …)."""
     side = torch.rand(num, 2, generator=generator) * 0.5 * torch.tensor([width, height]) + 8
     side = torch.minimum(side, torch.tensor([width, height], dtype=side.dtype))
     corner = torch.rand(num, 2, generator=generator) * (torch.tensor([width, height]) - side)
     boxes = torch.cat([corner, corner + side], dim=1)
-    return boxes, torch.arange(num) % num_images
+    index = torch.arange(num) * num_images // max(num, 1) if grouped else torch.arange(num) % num_images
+    return boxes, index
 
 
 # -------------------------------------------------------------------------------- section 1: crops
@@ -282,7 +285,10 @@ def _roi_align_per_image(images: Tensor, boxes: Tensor, index: Tensor, size: int
 
 
 #: the levers of :func:`bench_crop_levers`; the first variant of each is the project's default
-LEVERS = ("gt_crop_calls", "gt_crop_sharing", "teacher_chunk_size", "teacher_weight_grad", "teacher_format")
+LEVERS = (
+    "gt_crop_calls", "loc_crop_order", "gt_crop_sharing", "teacher_chunk_size", "teacher_weight_grad",
+    "teacher_format",
+)
 
 
 def bench_crop_levers(
@@ -300,6 +306,8 @@ def bench_crop_levers(
 
     * ``gt_crop_calls``: the KD_cls crops of ``num_crops`` boxes over ``num_images`` images with one
       ``roi_align`` call (the project) vs one call per image.
+    * ``loc_crop_order``: the KD_loc crop (forward + backward to the boxes) of the same boxes
+      grouped by image (the students' order: no reordering) vs interleaved (sorted, then put back).
     * ``teacher_chunk_size``: ``teacher.logits`` on ``num_crops`` crops per chunk size (+ peak memory).
     * ``teacher_weight_grad``: the KD_loc predicted branch (teacher features to ``loc_layers`` +
       backward) with the teacher's weights ``requires_grad=False`` (the project) vs True (the
@@ -324,6 +332,14 @@ def bench_crop_levers(
     out["gt_crop_calls"] = {
         "one_call": timed(lambda: crop_boxes_roi_align(images, boxes, index, size)),
         "per_image": timed(lambda: _roi_align_per_image(images, boxes, index, size)),
+    }
+
+    counts = torch.bincount(index, minlength=num_images)
+    rank = torch.arange(len(index), device=index.device) - (torch.cumsum(counts, 0) - counts)[index]
+    interleaved = torch.argsort(rank * num_images + index)  # image order 0, 1, …, 0, 1, …
+    out["loc_crop_order"] = {
+        order: timed(_crop_runner("kd_loc", crop_boxes_differentiable, images, boxes[p], index[p], size))
+        for order, p in (("grouped", torch.arange(len(index))), ("interleaved", interleaved))
     }
 
     def cut() -> Tensor:

@@ -108,6 +108,28 @@ def test_gradcheck_wrt_boxes(batch):
     )
 
 
+def test_differentiable_crop_does_not_depend_on_box_order(batch):
+    """Grouped (fast path, no reorder) and interleaved orders give the same crops and gradients per box."""
+    images, boxes, batch_index = batch
+    weights = torch.linspace(-1, 1, len(boxes) * 3 * 5 * 5, dtype=images.dtype).view(len(boxes), 3, 5, 5)
+
+    def crops_and_grads(order):
+        b = boxes[order].clone().requires_grad_()
+        img = images.clone().requires_grad_()
+        crops = crop_boxes_differentiable(img, b, batch_index[order], 5)
+        (crops * weights[order]).sum().backward()
+        inverse = torch.argsort(order)
+        return crops.detach()[inverse], b.grad[inverse], img.grad
+
+    grouped = torch.argsort(batch_index, stable=True)
+    assert (batch_index[grouped].diff() >= 0).all() and not (batch_index.diff() >= 0).all()
+    results = [crops_and_grads(o) for o in (torch.arange(len(boxes)), grouped, torch.randperm(len(boxes)))]
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            torch.testing.assert_close(a, b)
+    assert results[0][1].abs().sum() > 0 and results[0][2].abs().sum() > 0
+
+
 def test_degenerate_border_and_outside_boxes_give_finite_values_and_gradients(batch):
     images, boxes, batch_index = batch
     boxes = boxes.clone().requires_grad_()

@@ -82,7 +82,7 @@ def test_quick_benchmark_writes_sane_json(tmp_path, capsys):
         assert r["reference"]["peak_bytes"] > r["ours"]["peak_bytes"]  # the per-box image copies
         assert r["speedup"] > 0 and r["max_abs_diff"] < 1e-2
     levers = res["crop_levers"]
-    for lever in ("gt_crop_calls", "gt_crop_sharing", "teacher_chunk_size", "teacher_weight_grad"):
+    for lever in ("gt_crop_calls", "loc_crop_order", "gt_crop_sharing", "teacher_chunk_size", "teacher_weight_grad"):
         assert len(levers[lever]) >= 2 and all(v["median_s"] > 0 for v in levers[lever].values())
     assert levers["teacher_format"].startswith("skipped")  # a GPU lever
     step = res["step"]["faster_rcnn"]
