@@ -38,10 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--iters", type=int, default=5, help="timed rounds per training-step variant")
     parser.add_argument("--batch-size", type=int, default=4, help="images per training step")
-    parser.add_argument("--students", default=",".join(bm.STUDENTS), help=f"subset of {tuple(bm.STUDENTS)}")
+    parser.add_argument("--students", default=",".join(bm.DEFAULT_STUDENTS), help=f"subset of {tuple(bm.STUDENTS)}")
     parser.add_argument("--teacher", default=None, help="teacher file (default: random weights, --teacher-arch)")
     parser.add_argument("--teacher-arch", default="resnet18", help="architecture of the random teacher")
     parser.add_argument("--teacher-size", type=int, default=112, help="input side (px) of the random teacher")
+    parser.add_argument("--gt-per-image", default="2,8", help="LO,HI: gt boxes per synthetic training image "
+                        "(the step section's K grows with it)")
     parser.add_argument("--loc-cap", type=int, default=16, help="max_loc_positives_per_image of the cap lever")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per crop measurement")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
@@ -59,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown section(s)/student(s) {unknown}; sections: {SECTIONS}, "
               f"students: {tuple(bm.STUDENTS)}", file=sys.stderr)
+        return 2
+    try:
+        gt_per_image = tuple(int(v) for v in args.gt_per_image.split(","))
+        if len(gt_per_image) != 2 or not 1 <= gt_per_image[0] <= gt_per_image[1]:
+            raise ValueError
+    except ValueError:
+        print(f"error: --gt-per-image must be LO,HI with 1 <= LO <= HI (for example 2,8), got "
+              f"{args.gt_per_image!r}.", file=sys.stderr)
         return 2
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         print(f"error: --device {args.device} but CUDA is not available; use --device cpu.", file=sys.stderr)
@@ -108,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         if "step" in sections:
             results["step"] = bm.bench_train_step(
                 args.device, teacher_path, students, iters=1 if quick else args.iters,
-                loc_cap=args.loc_cap, **(small or {"batch_size": args.batch_size}),
+                loc_cap=args.loc_cap, gt_per_image=gt_per_image, **(small or {"batch_size": args.batch_size}),
             )
             done("step")
         if "inference" in sections:

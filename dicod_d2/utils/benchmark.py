@@ -32,6 +32,7 @@ from ..layers.box_crops import crop_boxes_differentiable, crop_boxes_roi_align, 
 
 __all__ = [
     "LEVERS",
+    "DEFAULT_STUDENTS",
     "STUDENTS",
     "VARIANTS",
     "TeacherTimer",
@@ -408,7 +409,19 @@ STUDENTS = {
         edits={"backbone.width": 0.25, "backbone.norm": "BN", "num_classes": 10}, image_size=300,
         min_size=257,
     ),
+    # the paper's COCO students at COCO scale (random weights; 10 classes instead of 80 changes only
+    # the box predictor's last linear layers), meant to run with --teacher-arch resnet50
+    "faster_rcnn_r50_coco": dict(
+        config="configs/coco/faster_rcnn_r50_2x/dicod.py", key="model", target=None,
+        edits={"distiller": None, "backbone.weights": None, "roi_heads.num_classes": 10}, image_size=800,
+    ),
+    "faster_rcnn_mobilenetv2_coco": dict(
+        config="configs/coco/faster_rcnn_mobilenetv2_1x/dicod.py", key="model", target=None,
+        edits={"distiller": None, "backbone.weights": None, "roi_heads.num_classes": 10}, image_size=800,
+    ),
 }
+#: the students that the benchmark runs when ``--students`` is not given (the FashionDet-scale ones)
+DEFAULT_STUDENTS = ("faster_rcnn", "retinanet", "ssd300")
 
 
 def _image_size(name: str, requested: int | None) -> int:
@@ -440,10 +453,14 @@ def build_student(name: str, device: str):
 
 
 def synthetic_batches(
-    num_batches: int, batch_size: int, image_size: int, num_classes: int = 10, seed: int = 0
+    num_batches: int, batch_size: int, image_size: int, num_classes: int = 10, seed: int = 0,
+    gt_per_image: tuple[int, int] = (2, 8),
 ) -> list[list[dict]]:
-    """detectron2 ``batched_inputs``: uint8 noise images [3, s, s] with 2–8 gt boxes each (sides
-    16 px … s/2, random classes)."""
+    """detectron2 ``batched_inputs``: uint8 noise images [3, s, s] with ``gt_per_image`` = (lo, hi)
+    gt boxes each, drawn uniformly in [lo, hi] (sides 8 px … s/2, random classes)."""
+    lo, hi = gt_per_image
+    if not 1 <= lo <= hi:
+        raise ValueError(f"gt_per_image must be (lo, hi) with 1 <= lo <= hi, got {gt_per_image}.")
     from detectron2.structures import Boxes, Instances
 
     gen = torch.Generator().manual_seed(seed)
@@ -451,7 +468,7 @@ def synthetic_batches(
     for _ in range(num_batches):
         batch = []
         for _ in range(batch_size):
-            n = int(torch.randint(2, 9, (1,), generator=gen))
+            n = int(torch.randint(lo, hi + 1, (1,), generator=gen))
             boxes, _ = random_boxes(n, 1, image_size, image_size, gen)
             inst = Instances((image_size, image_size))
             inst.gt_boxes = Boxes(boxes)
@@ -570,12 +587,13 @@ def _variant_distillers(teacher, input_format: str, cap: int) -> dict:
 def bench_train_step(
     device: str,
     teacher_path: str,
-    students: Sequence[str] = tuple(STUDENTS),
+    students: Sequence[str] = DEFAULT_STUDENTS,
     iters: int = 5,
     batch_size: int = 4,
     loc_cap: int = 16,
     image_size: int | None = None,
     seed: int = 0,
+    gt_per_image: tuple[int, int] = (2, 8),
 ) -> dict:
     """Seconds per training iteration (forward, backward, SGD step) per student and variant.
 
@@ -584,7 +602,10 @@ def bench_train_step(
     ``dicod_teacher_weight_grad`` (the teacher's weights ``requires_grad=True``, as in the
     authors' release). One model per student with its distiller swapped; SGD with lr 0 so every
     variant sees the same weights and positives; after one untimed warm-up round, ``iters``
-    rounds, each running every variant on the same batch, in an order rotated every round.
+    rounds, each running every variant on the same batch, in an order rotated every round. The
+    batches are :func:`synthetic_batches` with ``gt_per_image`` gt boxes per image: an untrained
+    student's positives are mostly its gt boxes (detectron2 adds them to the proposals), so this
+    sets K.
 
     Per variant: ``median_s``, ``ratio_to_baseline``, ``teacher_share`` ((teacher forward +
     backward) / step time), the :class:`TeacherTimer` readings (medians), and on CUDA ``peak_bytes``.
@@ -603,7 +624,7 @@ def bench_train_step(
             continue
         model.train()
         size = _image_size(name, image_size)
-        batches = synthetic_batches(iters + 1, batch_size, size, seed=seed)
+        batches = synthetic_batches(iters + 1, batch_size, size, seed=seed, gt_per_image=gt_per_image)
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
         distillers = _variant_distillers(teacher, model.input_format, loc_cap)
         records: dict[str, list[dict]] = {v: [] for v in distillers}
@@ -614,7 +635,7 @@ def bench_train_step(
                 records[variant].append(_timed_step(model, optimizer, batch, distillers[variant], variant, device))
         results[name] = {
             "status": "ok", "config": STUDENTS[name]["config"], "config_edits": STUDENTS[name]["edits"],
-            "image_size": size, "batch_size": batch_size, "iters": iters,
+            "image_size": size, "batch_size": batch_size, "iters": iters, "gt_per_image": list(gt_per_image),
             "variants": _summarise_variants({v: r[1:] for v, r in records.items()}),
         }
         del model, optimizer
@@ -667,7 +688,7 @@ def _summarise_variants(records: dict[str, list[dict]]) -> dict:
 def bench_inference(
     device: str,
     teacher_path: str,
-    students: Sequence[str] = tuple(STUDENTS),
+    students: Sequence[str] = DEFAULT_STUDENTS,
     train_iters: int = 2,
     repeats: int = 5,
     batch_size: int = 2,
@@ -817,13 +838,14 @@ def format_markdown(results: dict) -> str:
         lines += ["| student | variant | s/iter | × baseline | teacher share | teacher fwd s | teacher bwd s | K |",
                   "|---|---|---|---|---|---|---|---|"]
         for student, r in step.items():
+            gt = "{}–{} gt/image".format(*r.get("gt_per_image", ("?", "?")))
             for variant, v in r["variants"].items():
                 share = f"{v['teacher_share']:.0%}" if "teacher_share" in v else ""
                 fwd = f"{v['teacher_forward_s']:.3f}" if "teacher_forward_s" in v else ""
                 bwd = f"{v['teacher_backward_s']:.3f}" if "teacher_backward_s" in v else ""
                 k = f"{v['num_positives']:.0f}" if "num_positives" in v else ""
                 lines.append(
-                    f"| {student} ({r['batch_size']}×{r['image_size']}²) | {variant} | {v['median_s']:.3f} | "
+                    f"| {student} ({r['batch_size']}×{r['image_size']}², {gt}) | {variant} | {v['median_s']:.3f} | "
                     f"{v['ratio_to_baseline']:.2f} | {share} | {fwd} | {bwd} | {k} |"
                 )
         lines.append("")

@@ -10,7 +10,14 @@ from _helpers import REPO
 
 import dicod_d2  # noqa: F401
 from dicod_d2.layers import crop_boxes_differentiable
-from dicod_d2.utils.benchmark import peak_memory_bytes, random_boxes, reference_crop_replicate
+from dicod_d2.utils.benchmark import (
+    DEFAULT_STUDENTS,
+    build_student,
+    peak_memory_bytes,
+    random_boxes,
+    reference_crop_replicate,
+    synthetic_batches,
+)
 
 
 def _tool():
@@ -99,6 +106,35 @@ def test_quick_benchmark_writes_sane_json(tmp_path, capsys):
     assert inf["same_state_dict_keys"] is True and inf["dicod"]["teacher_keys"] == 0
     assert inf["dicod"]["checkpoint_bytes"] == inf["baseline"]["checkpoint_bytes"] > 0
     assert inf["dicod"]["s_per_image"] > 0 and inf["time_ratio"] > 0
+
+
+def test_synthetic_batches_have_the_requested_gt_counts():
+    batches = synthetic_batches(3, 4, 64, gt_per_image=(5, 7))
+    counts = [len(x["instances"]) for batch in batches for x in batch]
+    assert len(counts) == 12 and min(counts) >= 5 and max(counts) <= 7 and len(set(counts)) > 1
+    for batch in batches:
+        for x in batch:
+            boxes = x["instances"].gt_boxes.tensor
+            assert x["image"].shape == (3, 64, 64) and x["image"].dtype == torch.uint8
+            assert (boxes[:, 2:] > boxes[:, :2]).all() and boxes.min() >= 0 and boxes.max() <= 64
+    with pytest.raises(ValueError, match="gt_per_image"):
+        synthetic_batches(1, 1, 64, gt_per_image=(4, 2))
+
+
+@pytest.mark.parametrize("name", ["faster_rcnn_r50_coco", "faster_rcnn_mobilenetv2_coco"])
+def test_coco_scale_students_build_without_weight_files(name):
+    from dicod_d2.modeling.meta_arch.rcnn import DICODGeneralizedRCNN
+
+    model = build_student(name, "cpu")
+    assert isinstance(model, DICODGeneralizedRCNN) and model.distiller is None
+    assert model.roi_heads.num_classes == 10 and model.roi_heads.batch_size_per_image == 512
+    assert name not in DEFAULT_STUDENTS
+
+
+def test_bad_gt_per_image_is_a_clear_error(tmp_path, capsys):
+    assert _tool().main(["--gt-per-image", "8", "--out", str(tmp_path / "b.json")]) == 2
+    assert "--gt-per-image must be LO,HI" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()
 
 
 def test_unknown_section_is_a_clear_error(tmp_path, capsys):
