@@ -1,4 +1,6 @@
-# DICOD distillation settings shared by every student (defaults of method.md sections 3-4).
+# DICOD distillation settings shared by every student: the paper's defaults (§4.1: T = 2, λ_cls = 0.4,
+# λ_loc = 0.15, pixels + stem pooled 4 / 8) at the authors' balance (each term divided by the
+# normaliser of the student's own loss in the same head, not by the number of positives).
 from detectron2.config import LazyCall as L
 
 from dicod_d2.data.datasets import thing_classes
@@ -28,6 +30,8 @@ def distiller(teacher_path: str, variant: str = "dicod"):
         crop_size=None,  # the teacher's input size (112 in the paper)
         loc_layers=["pixels", "stem"],
         chunk_size=512,
+        normalizer="detector",  # "positives": the 1/K of the paper's Eq. 1-4 as written
+        loc_pix_space="teacher",  # SSD students: "image" (dicod_variant sets it)
         input_format="${..input_format}",
         class_names=L(thing_classes)(dataset_name="${dataloader.train.dataset.names}"),
         **VARIANTS[variant],
@@ -41,6 +45,7 @@ def control_distiller(label_smoothing: float = 0.1):
         teacher=None,
         temperature=2.0,
         kd_cls_weight=0.4,
+        normalizer="detector",
         input_format="${..input_format}",
         kd_cls_target="label_smoothing",
         label_smoothing=label_smoothing,

@@ -9,6 +9,7 @@ from detectron2.modeling.roi_heads import StandardROIHeads
 
 from dicod_d2.modeling.meta_arch.rcnn import DICODGeneralizedRCNN
 from dicod_d2.modeling.meta_arch.retinanet import DICODRetinaNet
+from dicod_d2.modeling.meta_arch.ssd import SSD
 from dicod_d2.modeling.roi_heads import DICODROIHeads
 
 from .dicod import VARIANTS, control_distiller, distiller
@@ -93,4 +94,7 @@ def dicod_variant(model, train, variant, teacher_path=None):
     model.distiller = (
         control_distiller() if variant == "control" else distiller(teacher_path, variant)
     )
+    if model._target_ is SSD and variant != "control":
+        # the authors' SSD crops its mean-subtracted, std-1 input: L_loc_pix on the 0-255 scale
+        model.distiller.loc_pix_space = "image"
     train.output_dir = str(train.output_dir)[: -len(_BASELINE)] + variant

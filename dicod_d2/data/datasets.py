@@ -2,9 +2,11 @@
 
 Registered names (``register_all_fashiondet``), for the presets of ``dicod_d2.data.fashiondet``::
 
-    fashiondet_train, fashiondet_val                -> <root>/fashiondet/        (preset "demo")
-    fashiondet_quick_train, fashiondet_quick_val    -> <root>/fashiondet_quick/  (preset "quick")
-    fashiondet_tiny_train, fashiondet_tiny_val      -> <root>/fashiondet_tiny/   (preset "tiny")
+    fashiondet_{train,val,test}          -> <root>/fashiondet/        (preset "demo")
+    fashiondet_quick_{train,val,test}    -> <root>/fashiondet_quick/  (preset "quick")
+    fashiondet_tiny_{train,val,test}     -> <root>/fashiondet_tiny/   (preset "tiny")
+
+Settings are chosen on ``*_val``; results are reported on ``*_test``.
 
 COCO 2017 stays available through detectron2's own builtin registration.
 """
@@ -64,7 +66,7 @@ def register_fashiondet(
 
 
 def register_all_fashiondet(root: str | os.PathLike | None = None) -> list[str]:
-    """Register the train and val splits of every preset under ``root`` (default :func:`get_data_root`).
+    """Register the train, val and test splits of every preset under ``root`` (default :func:`get_data_root`).
 
     Idempotent: names already in the ``DatasetCatalog`` are skipped. Returns the names registered now.
     """

@@ -7,8 +7,9 @@ is pasted with an alpha mask derived from its intensity, so the background shows
 garment; later items may partly cover earlier ones, but every item keeps at least
 ``min_visible`` of its pixels visible. The ground-truth box is the tight box of the item's visible
 mask (``alpha >= 0.5``). The ten classes are Fashion-MNIST's, several of them confusable by design
-(T-shirt / shirt / pullover / coat). Train images use items of Fashion-MNIST's train split, val
-images items of its test split, so no object is shared between the two.
+(T-shirt / shirt / pullover / coat). Train images use items of Fashion-MNIST's train split; val and
+test images (two splits of one size, each with its own random stream) items of its test split, so no
+object is shared between training and the held-out splits.
 
 Layout of one split written by :func:`generate_split`::
 
@@ -42,8 +43,11 @@ from .fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 GENERATOR_VERSION = 1
 """Bumped whenever the rendering changes, so existing splits are regenerated."""
 
-SPLIT_SOURCES: dict[str, str] = {"train": "train", "val": "test"}
-"""FashionDet split -> Fashion-MNIST split its items come from."""
+SPLIT_SOURCES: dict[str, str] = {"train": "train", "val": "test", "test": "test"}
+"""FashionDet split -> Fashion-MNIST split its items come from.
+
+``val`` is where settings are chosen, ``test`` (same size, its own random stream) where results are
+reported: both draw their garments from Fashion-MNIST's test items, never from the training items."""
 
 PHOTO_NAMES: tuple[str, ...] = (
     "astronaut", "coffee", "chelsea", "rocket", "coins", "camera", "brick", "grass", "gravel",
@@ -52,11 +56,11 @@ PHOTO_NAMES: tuple[str, ...] = (
 """``skimage.data`` photos used as backgrounds; all ship in scikit-image's wheel (no download)."""
 
 PRESETS: dict[str, dict[str, int]] = {
-    "tiny": {"train": 48, "val": 16},
-    "quick": {"train": 400, "val": 200},
-    "demo": {"train": 2500, "val": 1000},
+    "tiny": {"train": 48, "val": 16, "test": 16},
+    "quick": {"train": 400, "val": 200, "test": 200},
+    "demo": {"train": 2500, "val": 1000, "test": 1000},
 }
-"""Preset name -> number of images per split."""
+"""Preset name -> number of images per split (``test`` has the size of ``val``)."""
 
 PRESET_DIRNAMES: dict[str, str] = {
     "tiny": "fashiondet_tiny",
@@ -135,16 +139,17 @@ def preset_specs(
     val_images: int | None = None,
     **overrides,
 ) -> dict[str, FashionDetSpec]:
-    """The ``{"train": spec, "val": spec}`` of a preset (``tiny``, ``quick``, ``demo``).
+    """The ``{"train": spec, "val": spec, "test": spec}`` of a preset (``tiny``, ``quick``, ``demo``).
 
-    ``train_images`` / ``val_images`` replace the preset's image counts; ``overrides`` are other
-    :class:`FashionDetSpec` fields applied to both splits (for example ``image_size=128``).
+    ``train_images`` / ``val_images`` replace the preset's image counts (``val_images`` sets the
+    test split's count too: the two held-out splits have one size); ``overrides`` are other
+    :class:`FashionDetSpec` fields applied to every split (for example ``image_size=128``).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown FashionDet preset '{preset}'; choose one of {sorted(PRESETS)}.")
     counts = dict(PRESETS[preset])
     counts["train"] = train_images or counts["train"]
-    counts["val"] = val_images or counts["val"]
+    counts["val"] = counts["test"] = val_images or counts["val"]
     return {
         split: FashionDetSpec(num_images=n, seed=seed, **overrides) for split, n in counts.items()
     }
@@ -424,7 +429,7 @@ def split_is_current(out_dir: str | os.PathLike, split: str, spec: FashionDetSpe
 
 
 def generate_split(out_dir: str | os.PathLike, split: str, spec: FashionDetSpec) -> Path:
-    """Generate one split (``"train"`` or ``"val"``) under ``out_dir``; return its json path.
+    """Generate one split (``"train"``, ``"val"`` or ``"test"``) under ``out_dir``; return its json path.
 
     A no-op when the split already exists with the same spec. Otherwise the images are written
     into a temporary folder that replaces ``<out_dir>/<split>`` only once all are written, then
@@ -486,7 +491,7 @@ def generate_fashiondet(
     specs: str | Mapping[str, FashionDetSpec] = "tiny",
     seed: int | None = None,
 ) -> dict[str, Path]:
-    """Generate the train and val splits of a preset name or of ``{"train": spec, "val": spec}``.
+    """Generate every split of a preset name (train, val, test) or of a ``{split: spec}`` dict.
 
     ``seed`` (if given) replaces the specs' seeds. ``out_dir`` is the dataset folder itself (the
     registered datasets expect ``<datasets root>/<PRESET_DIRNAMES[preset]>``).

@@ -1,13 +1,20 @@
-"""DICOD distillation losses for any student (method.md §3-§5), and the student-side mixin.
+"""DICOD distillation losses for any student (paper §3.1-§3.2, Eq. 1-4), and the student-side mixin.
 
 A student meta-architecture inherits :class:`DistillationStudent`, holds a :class:`DICODDistiller` in
 ``self.distiller`` (outside the module tree: not in ``state_dict``, ``parameters()`` or DDP), builds the
 unnormalised batch with :func:`raw_images` and, in training, calls :meth:`DICODDistiller.losses` with its
-positives.
+positives and its :class:`DetectorNormalizer`.
+
+Balance of the terms. The paper writes each term as a mean over the K positives (1/K). The authors'
+implementation instead divides the sum over the positives by the normaliser of the detector's own loss
+in the same head (the ``avg_factor`` its cross-entropy and box loss use), and the paper's λ were tuned
+for that balance. With ``normalizer="detector"`` (the default) a term is
+``Σ_k term_k / N`` with N the student's normaliser: KD_cls takes the classification loss's, L_loc_pix and
+L_kd_loc the box-regression loss's. ``normalizer="positives"`` gives the paper's written 1/K.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,10 +28,26 @@ from ..losses.kd_loc import default_loc_pools, loc_feature_loss, loc_pixel_loss
 if TYPE_CHECKING:
     from ..teacher.frozen import FrozenTeacher
 
-__all__ = ["DICODDistiller", "DistillationStudent", "raw_images"]
+__all__ = ["DICODDistiller", "DetectorNormalizer", "DistillationStudent", "raw_images"]
 
 PIXELS = "pixels"
 _KD_CLS = {"softmax": kd_cls_softmax, "sigmoid": kd_cls_sigmoid}
+NORMALIZERS = ("detector", "positives")
+LOC_PIX_SPACES = ("teacher", "image")
+
+
+class DetectorNormalizer(NamedTuple):
+    """The divisors of a student's own losses in the head the positives come from (counts, > 0).
+
+    Attributes:
+        cls: what the student's classification loss is divided by (detectron2 Faster R-CNN box
+            head: the number of sampled RoIs of the batch; RetinaNet: its ``loss_normalizer``, a
+            moving average of the positive anchors; SSD: the number of positive anchors).
+        box: what its box-regression loss is divided by (the same values for these students).
+    """
+
+    cls: float
+    box: float
 
 
 class DICODDistiller:
@@ -52,6 +75,14 @@ class DICODDistiller:
             KD_cls term toward the label-smoothed ground truth ``(1-ε)·onehot + ε/C`` instead of
             the teacher (needs ``gt_classes`` in :meth:`losses`; no teacher, no KD_loc).
         label_smoothing: ε of the control target.
+        normalizer: "detector" (default, the authors' balance): each term is its sum over the
+            positives divided by the student's :class:`DetectorNormalizer` (KD_cls by ``cls``,
+            L_loc_pix / L_kd_loc by ``box``); "positives": divided by K, as the paper writes it.
+        loc_pix_space: the pixels L_loc_pix compares. "teacher" (default): the crops as the teacher
+            sees them, normalised by its mean and std; "image": the image's 0-255 scale with the mean
+            subtracted and std 1 (the authors' SSD input), i.e. ``std`` times larger per channel.
+        debug_checks: also check the positives' indices against the batch (data-dependent: forces a
+            device synchronisation every step, so off by default; shapes are always checked).
     """
 
     def __init__(
@@ -73,6 +104,9 @@ class DICODDistiller:
         max_loc_positives_per_image: int | None = None,
         kd_cls_target: str = "teacher",
         label_smoothing: float = 0.1,
+        normalizer: str = "detector",
+        loc_pix_space: str = "teacher",
+        debug_checks: bool = False,
     ):
         if kd_cls_target not in ("teacher", "label_smoothing"):
             raise ValueError(f"kd_cls_target must be 'teacher' or 'label_smoothing', got {kd_cls_target!r}.")
@@ -81,6 +115,10 @@ class DICODDistiller:
                 "teacher=None only works for the label-smoothing control (kd_cls_target="
                 "'label_smoothing', loc_pix=False, kd_loc=False); give a teacher file otherwise."
             )
+        if normalizer not in NORMALIZERS:
+            raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {normalizer!r}.")
+        if loc_pix_space not in LOC_PIX_SPACES:
+            raise ValueError(f"loc_pix_space must be one of {LOC_PIX_SPACES}, got {loc_pix_space!r}.")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
         if teacher is not None and any(p.requires_grad for p in teacher.model.parameters()):
@@ -129,13 +167,17 @@ class DICODDistiller:
         self.max_loc_positives_per_image = (
             None if max_loc_positives_per_image is None else int(max_loc_positives_per_image)
         )
+        self.normalizer = normalizer
+        self.loc_pix_space = loc_pix_space
+        self.debug_checks = bool(debug_checks)
 
     def __repr__(self) -> str:
         return (
             f"DICODDistiller(kd_cls={self.kd_cls}, loc_pix={self.loc_pix}, kd_loc={self.kd_loc}, "
             f"T={self.temperature}, kd_cls_weight={self.kd_cls_weight}, loc_weight={self.loc_weight}, "
             f"crop_size={self.crop_size}, loc_layers={self.loc_layers}, loc_pools={self.loc_pools}, "
-            f"kd_cls_target={self.kd_cls_target}, "
+            f"kd_cls_target={self.kd_cls_target}, normalizer={self.normalizer}, "
+            f"loc_pix_space={self.loc_pix_space}, "
             f"teacher={self.teacher.meta.arch if self.teacher is not None else None})"
         )
 
@@ -156,6 +198,7 @@ class DICODDistiller:
         pred_boxes: Tensor,
         mode: str,
         gt_classes: Sequence[Tensor] | None = None,
+        normalizer: DetectorNormalizer | None = None,
     ) -> dict[str, Tensor]:
         """Weighted DICOD losses over the K positives of a batch.
 
@@ -171,6 +214,8 @@ class DICODDistiller:
             mode: "softmax" or "sigmoid", the student's classification output.
             gt_classes: B tensors [G_i] long, contiguous class ids; needed only by the
                 label-smoothing control.
+            normalizer: the student's :class:`DetectorNormalizer`; required when the distiller
+                was built with ``normalizer="detector"``, ignored with "positives".
         Returns:
             ``{name: scalar}`` for the enabled terms (see :attr:`loss_names`), each finite and
             connected to the student's graph also when K = 0.
@@ -184,6 +229,7 @@ class DICODDistiller:
         if mode not in _KD_CLS:
             raise ValueError(f"mode must be 'softmax' or 'sigmoid', got {mode!r}.")
         num_pos = self._check_inputs(images, gt_boxes, student_logits, pos_image_index, pos_gt_index, pred_boxes)
+        cls_scale, box_scale = self._scales(num_pos, normalizer)
         if num_pos == 0:
             zero = student_logits.sum() * 0.0 + pred_boxes.sum() * 0.0
             return {name: zero for name in self.loss_names}
@@ -200,7 +246,7 @@ class DICODDistiller:
         if self.kd_cls_target == "label_smoothing":
             target = self._smoothed_target_logits(gt_classes, flat_gt, student_logits, mode)
             kd = _KD_CLS[mode](student_logits, target, self.temperature)
-            losses["loss_kd_cls"] = self.kd_cls_weight * kd
+            losses["loss_kd_cls"] = self.kd_cls_weight * cls_scale * kd
             return losses
         gt_crops = crop_boxes_roi_align(
             images, all_gt[used_gt], gt_image.to(images.device)[used_gt], self.crop_size
@@ -210,13 +256,30 @@ class DICODDistiller:
         if self.kd_cls:
             teacher_logits = self.teacher.logits(gt_input, chunk_size=self.chunk_size)[inverse]
             kd = _KD_CLS[mode](student_logits, teacher_logits, self.temperature)
-            losses["loss_kd_cls"] = self.kd_cls_weight * kd
+            losses["loss_kd_cls"] = self.kd_cls_weight * cls_scale * kd
         if self.loc_pix or self.kd_loc:
             if self.max_loc_positives_per_image is not None:
                 keep = self._loc_subset(pos_image_index, self.max_loc_positives_per_image)
                 inverse, pred_boxes, pos_image_index = inverse[keep], pred_boxes[keep], pos_image_index[keep]
-            losses.update(self._loc_losses(images, gt_input, inverse, pred_boxes, pos_image_index))
+            loc = self._loc_losses(images, gt_crops, gt_input, inverse, pred_boxes, pos_image_index)
+            losses.update({name: box_scale * value for name, value in loc.items()})
         return losses
+
+    def _scales(self, num_pos: int, normalizer: DetectorNormalizer | None) -> tuple[float, float]:
+        """``(K / N_cls, K / N_box)``: turns a term's mean over the K positives into its sum over them
+        divided by the student's normalisers; ``(1, 1)`` with ``normalizer="positives"``."""
+        if self.normalizer == "positives":
+            return 1.0, 1.0
+        if normalizer is None:
+            raise ValueError(
+                "DICODDistiller(normalizer='detector') needs the student's DetectorNormalizer in "
+                "losses(..., normalizer=...); pass it from the student, or build the distiller with "
+                "normalizer='positives' for the paper's written 1/K."
+            )
+        cls, box = float(normalizer.cls), float(normalizer.box)
+        if not (cls > 0 and box > 0):
+            raise ValueError(f"the student's loss normalisers must be > 0, got {normalizer}.")
+        return num_pos / cls, num_pos / box
 
     def _smoothed_target_logits(self, gt_classes, flat_gt: Tensor, student_logits: Tensor, mode: str) -> Tensor:
         """[K, C] logits whose softmax (or per-class sigmoid) is ``(1-ε)·onehot + ε/C`` of each gt class."""
@@ -244,12 +307,20 @@ class DICODDistiller:
         return torch.sort(order[rank < cap]).values
 
     def _loc_losses(
-        self, images: Tensor, gt_input: Tensor, inverse: Tensor, pred_boxes: Tensor, pos_image_index: Tensor
+        self,
+        images: Tensor,
+        gt_crops: Tensor,
+        gt_input: Tensor,
+        inverse: Tensor,
+        pred_boxes: Tensor,
+        pos_image_index: Tensor,
     ) -> dict[str, Tensor]:
-        """L_loc_pix / L_kd_loc. ``gt_input`` [U, 3, s, s] normalised gt crops, ``inverse`` [K] -> U.
+        """L_loc_pix / L_kd_loc, means over the positives given.
 
-        The gt maps are pooled BEFORE being gathered per positive (pooling is per sample, and
-        re-pooling an h×h map to h×h is the identity), so memory stays O(U) for the gt branch.
+        ``gt_crops`` [U, 3, s, s] gt crops on the 0-255 scale, ``gt_input`` the same normalised for the
+        teacher, ``inverse`` [K] -> U. The gt maps are pooled BEFORE being gathered per positive
+        (pooling is per sample, and re-pooling an h×h map to h×h is the identity), so memory stays
+        O(U) for the gt branch.
         """
         pred_crops = crop_boxes_differentiable(
             images, pred_boxes.to(images.dtype), pos_image_index.to(images.device), self.crop_size
@@ -259,6 +330,8 @@ class DICODDistiller:
         )
         with torch.no_grad():
             gt_feats = self.teacher.features(gt_input, self.loc_layers)
+            if self.loc_pix_space == "image":  # 0-255, mean-subtracted (the mean cancels in the L1)
+                pred_feats[PIXELS], gt_feats[PIXELS] = pred_crops, gt_crops
             pools = dict(zip(self.loc_layers, self.loc_pools, strict=True))
             gt_feats = {n: F.adaptive_avg_pool2d(gt_feats[n], p)[inverse] for n, p in pools.items()}
         out = {}
@@ -271,9 +344,8 @@ class DICODDistiller:
             out["loss_kd_loc"] = self.loc_weight * feat
         return out
 
-    @staticmethod
-    def _check_inputs(images, gt_boxes, student_logits, pos_image_index, pos_gt_index, pred_boxes) -> int:
-        """Validate shapes and indices; return K."""
+    def _check_inputs(self, images, gt_boxes, student_logits, pos_image_index, pos_gt_index, pred_boxes) -> int:
+        """Validate shapes (and, with ``debug_checks``, the indices); return K."""
         if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
             raise ValueError(
                 f"images must be float [B, 3, H, W] (0..255, unnormalised), got {tuple(images.shape)} "
@@ -292,8 +364,8 @@ class DICODDistiller:
         ):
             if tuple(t.shape) != shape:
                 raise ValueError(f"{name} must have shape {shape} (K = {k} positives), got {tuple(t.shape)}.")
-        if k == 0:
-            return 0
+        if k == 0 or not self.debug_checks:
+            return k
         num_gt = torch.tensor([len(b) for b in gt_boxes], device=pos_image_index.device)
         if pos_image_index.min() < 0 or pos_image_index.max() >= len(gt_boxes):
             raise ValueError(f"pos_image_index out of range [0, {len(gt_boxes) - 1}].")

@@ -155,7 +155,7 @@ def test_teacher_file_serves_a_student(ce_fl_run):
     got = teacher.logits(teacher.normalize(item["crops"], "BGR"))
     torch.testing.assert_close(got, expected)
 
-    distiller = DICODDistiller(teacher, class_names=classes, input_format="BGR")
+    distiller = DICODDistiller(teacher, normalizer="positives", class_names=classes, input_format="BGR")
     images = torch.rand(2, 3, 96, 96) * 255
     gt = [torch.tensor([[4.0, 6.0, 60.0, 70.0]]), torch.tensor([[10.0, 10.0, 50.0, 30.0], [0, 40, 30, 90]])]
     logits = torch.randn(3, len(classes) + 1, requires_grad=True)

@@ -7,7 +7,7 @@ from torch import nn
 import dicod_d2  # noqa: F401
 from dicod_d2.layers import crop_boxes_roi_align
 from dicod_d2.losses import kd_cls_softmax
-from dicod_d2.modeling.distiller import DICODDistiller, DistillationStudent, raw_images
+from dicod_d2.modeling.distiller import DetectorNormalizer, DICODDistiller, DistillationStudent, raw_images
 from dicod_d2.teacher import FrozenTeacher, TeacherMeta, build_classifier
 from dicod_d2.teacher.classifiers import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
 
@@ -46,7 +46,7 @@ def _assert_teacher_untouched(teacher):
 
 
 def test_losses_finite_and_gradients_reach_student_and_boxes_only(teacher, batch):
-    distiller = DICODDistiller(teacher, class_names=CLASSES)
+    distiller = DICODDistiller(teacher, normalizer="positives", class_names=CLASSES)
     assert distiller.crop_size == SIZE and distiller.loc_pools == (4, 8)
     losses = distiller.losses(*batch, mode="softmax")
     assert set(losses) == {"loss_kd_cls", "loss_loc_pix", "loss_kd_loc"}
@@ -62,7 +62,7 @@ def test_losses_finite_and_gradients_reach_student_and_boxes_only(teacher, batch
 def test_kd_cls_uses_each_positives_own_gt(teacher, batch):
     """Loop reference: crop each positive's gt box alone, classify it alone."""
     images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
-    distiller = DICODDistiller(teacher, loc_pix=False, kd_loc=False, kd_cls_weight=0.4)
+    distiller = DICODDistiller(teacher, normalizer="positives", loc_pix=False, kd_loc=False, kd_cls_weight=0.4)
     got = distiller.losses(images, gt_boxes, logits, pos_image, pos_gt, pred_boxes, mode="softmax")
     ref_logits = []
     for i, j in zip(pos_image.tolist(), pos_gt.tolist(), strict=True):
@@ -75,18 +75,18 @@ def test_kd_cls_uses_each_positives_own_gt(teacher, batch):
 
 def test_sigmoid_mode(teacher, batch):
     images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
-    losses = DICODDistiller(teacher).losses(
+    losses = DICODDistiller(teacher, normalizer="positives").losses(
         images, gt_boxes, logits[:, :3], pos_image, pos_gt, pred_boxes, mode="sigmoid"
     )
     assert torch.isfinite(losses["loss_kd_cls"]) and losses["loss_kd_cls"] > 0
     with pytest.raises(ValueError, match="background"):
-        DICODDistiller(teacher).losses(images, gt_boxes, logits, pos_image, pos_gt, pred_boxes, mode="sigmoid")
+        DICODDistiller(teacher, normalizer="positives").losses(images, gt_boxes, logits, pos_image, pos_gt, pred_boxes, mode="sigmoid")
 
 
 def test_kd_loc_zero_when_pred_equals_gt(teacher, batch):
     images, gt_boxes, logits, pos_image, pos_gt, _ = batch
     gt_of_pos = torch.stack([gt_boxes[i][j] for i, j in zip(pos_image.tolist(), pos_gt.tolist(), strict=True)])
-    distiller = DICODDistiller(teacher, kd_cls=False)
+    distiller = DICODDistiller(teacher, normalizer="positives", kd_cls=False)
     exact = distiller.losses(images, gt_boxes, logits, pos_image, pos_gt, gt_of_pos.clone(), mode="softmax")
     shifted = distiller.losses(images, gt_boxes, logits, pos_image, pos_gt, gt_of_pos + 3.0, mode="softmax")
     for name in ("loss_loc_pix", "loss_kd_loc"):
@@ -101,7 +101,7 @@ def test_empty_positives_or_no_gt_give_connected_zeros(teacher, no_gt):
     logits = torch.zeros(0, 4, requires_grad=True)
     pred = torch.zeros(0, 4, requires_grad=True)
     index = torch.zeros(0, dtype=torch.long)
-    losses = DICODDistiller(teacher).losses(images, gt_boxes, logits, index, index, pred, mode="softmax")
+    losses = DICODDistiller(teacher, normalizer="positives").losses(images, gt_boxes, logits, index, index, pred, mode="softmax")
     assert set(losses) == {"loss_kd_cls", "loss_loc_pix", "loss_kd_loc"}
     assert all(v.item() == 0.0 and v.requires_grad for v in losses.values())
     sum(losses.values()).backward()
@@ -117,7 +117,7 @@ def test_red_patch_arrives_red_at_the_teacher(teacher, input_format):
     seen = []
     hook = teacher.model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
     try:
-        DICODDistiller(teacher, loc_pix=False, kd_loc=False, input_format=input_format).losses(
+        DICODDistiller(teacher, normalizer="positives", loc_pix=False, kd_loc=False, input_format=input_format).losses(
             images, [torch.tensor([[8.0, 8.0, 24.0, 24.0]])], torch.zeros(1, 4), torch.tensor([0]),
             torch.tensor([0]), torch.tensor([[8.0, 8.0, 24.0, 24.0]]), mode="softmax",
         )
@@ -133,17 +133,18 @@ def test_red_patch_arrives_red_at_the_teacher(teacher, input_format):
 
 def test_bad_configuration_and_inputs_raise(teacher, batch):
     with pytest.raises(ValueError, match="pixels"):
-        DICODDistiller(teacher, loc_layers=("stem",))
+        DICODDistiller(teacher, normalizer="positives", loc_layers=("stem",))
     with pytest.raises(ValueError, match="feature layer"):
-        DICODDistiller(teacher, loc_layers=("pixels",))
+        DICODDistiller(teacher, normalizer="positives", loc_layers=("pixels",))
     with pytest.raises(ValueError, match="do not match"):
-        DICODDistiller(teacher, class_names=["dog", "cat", "bird"])
+        DICODDistiller(teacher, normalizer="positives", class_names=["dog", "cat", "bird"])
     images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
     with pytest.raises(ValueError, match="does not exist"):
-        DICODDistiller(teacher).losses(images, gt_boxes, logits, pos_image, pos_gt + 1, pred_boxes, mode="softmax")
+        DICODDistiller(teacher, normalizer="positives", debug_checks=True).losses(
+            images, gt_boxes, logits, pos_image, pos_gt + 1, pred_boxes, mode="softmax")
     with pytest.raises(ValueError, match="mode"):
-        DICODDistiller(teacher).losses(images, gt_boxes, logits, pos_image, pos_gt, pred_boxes, mode="softmx")
-    distiller = DICODDistiller(teacher, loc_layers=("pixels",), kd_loc=False)
+        DICODDistiller(teacher, normalizer="positives").losses(images, gt_boxes, logits, pos_image, pos_gt, pred_boxes, mode="softmx")
+    distiller = DICODDistiller(teacher, normalizer="positives", loc_layers=("pixels",), kd_loc=False)
     assert distiller.loss_names == ("loss_kd_cls", "loss_loc_pix")
     unfrozen = FrozenTeacher(build_classifier("resnet_tiny", 3), teacher.meta)
     unfrozen.model.requires_grad_(True)
@@ -159,7 +160,7 @@ class _Student(DistillationStudent, nn.Module):
 
 def test_student_mixin_keeps_teacher_outside_module_tree(teacher):
     student = _Student()
-    student.distiller = DICODDistiller(teacher)
+    student.distiller = DICODDistiller(teacher, normalizer="positives")
     assert list(student.state_dict()) == ["head.weight", "head.bias"]
     assert len(list(student.parameters())) == 2 and len(list(student.modules())) == 2
     student.train()
@@ -185,3 +186,81 @@ def test_raw_images_matches_imagelist_padding():
     assert raw.shape == ref.tensor.shape == (2, 3, 64, 64) and raw.dtype == torch.float32
     torch.testing.assert_close(raw[1, :, :37, :20], inputs[1]["image"].float())
     assert raw[1, :, 37:].abs().sum() == 0 and raw[1, :, :, 20:].abs().sum() == 0
+
+
+def _grads(losses, *tensors):
+    grads = torch.autograd.grad(sum(losses.values()), tensors)
+    return [g.flatten() for g in grads]
+
+
+def test_detector_normalizer_divides_the_sum_over_positives_by_the_students_normalisers(teacher, batch):
+    """The authors' balance: a term x its normaliser = λ x the sum of its per-positive values."""
+    images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
+    k = len(logits)
+    per_k = DICODDistiller(teacher, normalizer="positives").losses(*batch, mode="softmax")  # λ x mean
+    norm = DetectorNormalizer(cls=20.0, box=8.0)
+    got = DICODDistiller(teacher).losses(*batch, mode="softmax", normalizer=norm)
+    torch.testing.assert_close(got["loss_kd_cls"] * norm.cls, per_k["loss_kd_cls"] * k)
+    for name in ("loss_loc_pix", "loss_kd_loc"):  # localization terms follow the box loss
+        torch.testing.assert_close(got[name] * norm.box, per_k[name] * k)
+    # same direction of every gradient, only its length changes
+    for g_det, g_pos in zip(_grads(got, logits, pred_boxes), _grads(per_k, logits, pred_boxes), strict=True):
+        cos = torch.nn.functional.cosine_similarity(g_det, g_pos, dim=0)
+        assert g_det.norm() > 0 and cos > 0.999
+
+
+def test_detector_normalizer_is_required_and_positive(teacher, batch):
+    with pytest.raises(ValueError, match="DetectorNormalizer"):
+        DICODDistiller(teacher).losses(*batch, mode="softmax")
+    with pytest.raises(ValueError, match="> 0"):
+        DICODDistiller(teacher).losses(*batch, mode="softmax", normalizer=DetectorNormalizer(0.0, 4.0))
+    with pytest.raises(ValueError, match="normalizer must be one of"):
+        DICODDistiller(teacher, normalizer="batch")
+
+
+def test_detector_normalizer_without_positives_or_gt_is_finite(teacher):
+    images = torch.rand(2, 3, 32, 32) * 255
+    gt_boxes = [torch.zeros(0, 4), torch.zeros(0, 4)]
+    logits = torch.randn(0, 4, requires_grad=True)
+    pred = torch.zeros(0, 4, requires_grad=True)
+    index = torch.zeros(0, dtype=torch.long)
+    losses = DICODDistiller(teacher).losses(
+        images, gt_boxes, logits, index, index, pred, mode="softmax", normalizer=DetectorNormalizer(256.0, 256.0)
+    )
+    assert set(losses) == {"loss_kd_cls", "loss_loc_pix", "loss_kd_loc"}
+    assert all(torch.isfinite(v) and v.item() == 0.0 for v in losses.values())
+    sum(losses.values()).backward()
+    assert logits.grad is not None and pred.grad is not None
+
+
+def test_loc_pix_on_the_image_scale_is_std_times_the_teacher_scale(batch):
+    """'image' compares 0-255 crops (mean-subtracted, std 1): with a teacher of std s on every channel,
+    L_loc_pix is exactly s times its value on the teacher-normalised crops; KD_loc is unchanged."""
+    std = 57.5
+    meta = TeacherMeta(
+        arch="resnet_tiny", num_classes=3, class_names=CLASSES, input_size=SIZE, channel_order="RGB",
+        pixel_mean=IMAGENET_PIXEL_MEAN, pixel_std=(std, std, std),
+    )
+    torch.manual_seed(0)
+    teacher = FrozenTeacher(build_classifier("resnet_tiny", len(CLASSES)), meta)
+    norm = DetectorNormalizer(10.0, 10.0)
+    on_teacher = DICODDistiller(teacher, kd_cls=False).losses(*batch, mode="softmax", normalizer=norm)
+    on_image = DICODDistiller(teacher, kd_cls=False, loc_pix_space="image").losses(
+        *batch, mode="softmax", normalizer=norm
+    )
+    torch.testing.assert_close(on_image["loss_loc_pix"], std * on_teacher["loss_loc_pix"])
+    torch.testing.assert_close(on_image["loss_kd_loc"], on_teacher["loss_kd_loc"])
+    with pytest.raises(ValueError, match="loc_pix_space"):
+        DICODDistiller(teacher, loc_pix_space="pixels")
+
+
+def test_index_checks_only_with_debug_checks(teacher, batch):
+    images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
+    bad = (images, gt_boxes, logits, pos_image + 5, pos_gt, pred_boxes)
+    with pytest.raises(ValueError, match="pos_image_index out of range"):
+        DICODDistiller(teacher, normalizer="positives", debug_checks=True).losses(*bad, mode="softmax")
+    # shapes are always checked
+    with pytest.raises(ValueError, match="pred_boxes must have shape"):
+        DICODDistiller(teacher, normalizer="positives").losses(
+            images, gt_boxes, logits, pos_image, pos_gt, pred_boxes[:2], mode="softmax"
+        )

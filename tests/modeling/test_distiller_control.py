@@ -19,7 +19,7 @@ def _call(d, logits, mode, classes=(torch.tensor([2, 0]), torch.tensor([1]))):
 
 @pytest.mark.parametrize("mode", ["softmax", "sigmoid"])
 def test_control_matches_kd_cls_toward_label_smoothed_targets(mode):
-    d = DICODDistiller(None, kd_cls_target="label_smoothing", label_smoothing=0.1,
+    d = DICODDistiller(None, normalizer="positives", kd_cls_target="label_smoothing", label_smoothing=0.1,
                        loc_pix=False, kd_loc=False)
     num_classes = 3
     logits = torch.randn(4, num_classes + (mode == "softmax"), requires_grad=True)
@@ -39,7 +39,7 @@ def test_control_matches_kd_cls_toward_label_smoothed_targets(mode):
 
 
 def test_control_is_zero_when_the_student_predicts_the_target():
-    d = DICODDistiller(None, kd_cls_target="label_smoothing", loc_pix=False, kd_loc=False,
+    d = DICODDistiller(None, normalizer="positives", kd_cls_target="label_smoothing", loc_pix=False, kd_loc=False,
                        temperature=1.0)
     target = torch.full((4, 3), 0.1 / 3)
     target[torch.arange(4), torch.tensor([2, 0, 1, 2])] += 0.9
@@ -50,8 +50,8 @@ def test_control_is_zero_when_the_student_predicts_the_target():
 
 def test_control_needs_gt_classes_and_no_teacher_terms():
     with pytest.raises(ValueError, match="teacher=None only works"):
-        DICODDistiller(None, kd_cls_target="label_smoothing")  # loc terms on by default
-    d = DICODDistiller(None, kd_cls_target="label_smoothing", loc_pix=False, kd_loc=False)
+        DICODDistiller(None, normalizer="positives", kd_cls_target="label_smoothing")  # loc terms on by default
+    d = DICODDistiller(None, normalizer="positives", kd_cls_target="label_smoothing", loc_pix=False, kd_loc=False)
     with pytest.raises(ValueError, match="needs gt_classes"):
         d.losses(torch.zeros(1, 3, 8, 8), [torch.tensor([[0.0, 0, 4, 4]])], torch.randn(1, 4),
                  torch.tensor([0]), torch.tensor([0]), torch.tensor([[0.0, 0, 4, 4]]), "softmax")

@@ -83,7 +83,7 @@ def _loop_reference(teacher, batch):
 @pytest.mark.parametrize("chunk_size", [1, 512])
 def test_always_on_speedups_match_a_per_positive_loop(teacher, chunk_size):
     ref, ref_grad = _loop_reference(teacher, _batch())
-    got, grad = _values(DICODDistiller(teacher, chunk_size=chunk_size), _batch())
+    got, grad = _values(DICODDistiller(teacher, normalizer="positives", chunk_size=chunk_size), _batch())
     assert list(got) == ["loss_kd_cls", "loss_loc_pix", "loss_kd_loc"]
     torch.testing.assert_close(torch.stack(list(got.values())), ref, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-3, atol=1e-5)
@@ -92,11 +92,11 @@ def test_always_on_speedups_match_a_per_positive_loop(teacher, chunk_size):
 
 def test_cap_none_and_large_cap_leave_values_and_rng_unchanged(teacher):
     torch.manual_seed(1)
-    ref, ref_grad = _values(DICODDistiller(teacher), _batch())
+    ref, ref_grad = _values(DICODDistiller(teacher, normalizer="positives"), _batch())
     ref_rng = torch.rand(1)
     for cap in (None, 5):  # 5 = the most positives any image has: every positive is kept
         torch.manual_seed(1)
-        got, grad = _values(DICODDistiller(teacher, max_loc_positives_per_image=cap), _batch())
+        got, grad = _values(DICODDistiller(teacher, normalizer="positives", max_loc_positives_per_image=cap), _batch())
         if cap is None:
             assert torch.equal(torch.rand(1), ref_rng)  # no random draw without a cap
         for name in ref:
@@ -108,12 +108,12 @@ def test_cap_uses_a_random_subset_per_image_for_loc_only(teacher):
     batch = _batch()
     images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
     torch.manual_seed(3)
-    got = DICODDistiller(teacher, max_loc_positives_per_image=2).losses(*batch, mode="softmax")
+    got = DICODDistiller(teacher, normalizer="positives", max_loc_positives_per_image=2).losses(*batch, mode="softmax")
     torch.manual_seed(3)
     keep = DICODDistiller._loc_subset(pos_image, 2)
     assert torch.bincount(pos_image[keep]).tolist() == [2, 2]
-    full = DICODDistiller(teacher).losses(*batch, mode="softmax")
-    subset = DICODDistiller(teacher).losses(
+    full = DICODDistiller(teacher, normalizer="positives").losses(*batch, mode="softmax")
+    subset = DICODDistiller(teacher, normalizer="positives").losses(
         images, gt_boxes, logits[keep], pos_image[keep], pos_gt[keep], pred_boxes[keep], mode="softmax"
     )
     assert torch.equal(got["loss_kd_cls"], full["loss_kd_cls"])  # KD_cls keeps every positive
@@ -124,7 +124,7 @@ def test_cap_uses_a_random_subset_per_image_for_loc_only(teacher):
 
 def test_cap_must_be_positive(teacher):
     with pytest.raises(ValueError, match="max_loc_positives_per_image"):
-        DICODDistiller(teacher, max_loc_positives_per_image=0)
+        DICODDistiller(teacher, normalizer="positives", max_loc_positives_per_image=0)
 
 
 def test_teacher_channels_last_same_values_and_input_grad(teacher):

@@ -13,7 +13,7 @@ from dicod_d2.data.fashion_mnist import FASHION_MNIST_CLASSES
 from dicod_d2.layers import crop_boxes_roi_align
 from dicod_d2.losses import kd_cls_softmax
 from dicod_d2.modeling import DICODGeneralizedRCNN
-from dicod_d2.modeling.distiller import raw_images
+from dicod_d2.modeling.distiller import DetectorNormalizer, raw_images
 from dicod_d2.teacher import TeacherFileError
 
 BASE_LOSSES = {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"}
@@ -141,9 +141,16 @@ def test_positives_and_kd_cls_match_a_reference_computed_by_hand(teacher_path):
                 crop_boxes_roi_align(raw[i : i + 1], gt_boxes[i][j : j + 1], torch.tensor([0]), CROP), "BGR"))
             for i, j, _ in pos
         ])
-        expected = model.distiller.losses(raw, gt_boxes, logits, image_index, gt_index, pred_boxes, "softmax")
+        # detectron2's box head averages loss_cls / loss_box_reg over every sampled RoI: here every
+        # proposal and every gt (appended as a proposal) is sampled
+        num_sampled = sum(len(x["proposals"]) + len(x["instances"]) for x in batch)
+        expected = model.distiller.losses(raw, gt_boxes, logits, image_index, gt_index, pred_boxes, "softmax",
+                                          normalizer=DetectorNormalizer(num_sampled, num_sampled))
+    assert num_sampled == 6 and len(pos) == 5
     weight = model.distiller.kd_cls_weight  # the config's λ_cls
-    torch.testing.assert_close(losses["loss_kd_cls"], weight * kd_cls_softmax(logits, teacher_logits, 2.0))
+    # the logged term x its normaliser = λ_cls x the sum of KD_cls over the positives
+    kd_sum = len(pos) * kd_cls_softmax(logits, teacher_logits, 2.0)
+    torch.testing.assert_close(losses["loss_kd_cls"] * num_sampled, weight * kd_sum)
     for name in KD_LOSSES:  # same positives, logits and decoded boxes as the hand-made list
         torch.testing.assert_close(losses[name], expected[name])
 

@@ -12,7 +12,7 @@ from detectron2.utils.events import EventStorage
 import dicod_d2  # noqa: F401
 from dicod_d2.layers import crop_boxes_roi_align
 from dicod_d2.losses import kd_cls_sigmoid
-from dicod_d2.modeling.distiller import DICODDistiller, raw_images
+from dicod_d2.modeling.distiller import DetectorNormalizer, DICODDistiller, raw_images
 from dicod_d2.modeling.meta_arch.retinanet import DICODRetinaNet, matched_gt_index
 from dicod_d2.teacher import FrozenTeacher, TeacherMeta, build_classifier
 from dicod_d2.teacher.classifiers import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
@@ -117,9 +117,15 @@ def test_losses_agree_with_core_functions(teacher, model_cfg):
         ))
         for i, j in zip(image_index.tolist(), gt_index.tolist(), strict=True)
     ])
-    torch.testing.assert_close(got["loss_kd_cls"], 0.4 * kd_cls_sigmoid(logits, teacher_logits, 2.0))
+    # RetinaNet divides its losses by a moving average of the positive anchors (start 100, momentum
+    # 0.9): after one step 0.9 * 100 + 0.1 * K; the KD terms take the same normaliser
+    norm = student.loss_normalizer
+    assert norm == pytest.approx(0.9 * 100 + 0.1 * len(rows))
+    kd_sum = len(rows) * kd_cls_sigmoid(logits, teacher_logits, 2.0)
+    torch.testing.assert_close(got["loss_kd_cls"] * norm, 0.4 * kd_sum)
     # loc terms: the distiller on the independently derived positives and decoded boxes
-    ref = distiller.losses(images_raw, gt_boxes, logits, image_index, gt_index, pred_boxes, mode="sigmoid")
+    ref = distiller.losses(images_raw, gt_boxes, logits, image_index, gt_index, pred_boxes, mode="sigmoid",
+                           normalizer=DetectorNormalizer(norm, norm))
     for k in ("loss_loc_pix", "loss_kd_loc"):
         assert ref[k] > 0
         torch.testing.assert_close(got[k], ref[k])
@@ -184,7 +190,7 @@ def test_matched_gt_index():
     assert matched_gt_index(matched, image, gt).tolist() == [1, 0, 0]  # duplicate box: the first
     assert matched_gt_index(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), gt).shape == (0,)
     with pytest.raises(ValueError, match="not among"):
-        matched_gt_index(torch.tensor([[3.0, 3, 4, 4]]), torch.tensor([0]), gt)
+        matched_gt_index(torch.tensor([[3.0, 3, 4, 4]]), torch.tensor([0]), gt, check=True)
 
 
 @pytest.mark.slow

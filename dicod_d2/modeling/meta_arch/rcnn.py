@@ -13,7 +13,7 @@ from detectron2.modeling.meta_arch import GeneralizedRCNN
 from detectron2.utils.events import get_event_storage
 from torch import Tensor
 
-from ..distiller import DICODDistiller, DistillationStudent, raw_images
+from ..distiller import DetectorNormalizer, DICODDistiller, DistillationStudent, raw_images
 from ..roi_heads import DICODROIHeads
 
 __all__ = ["DICODGeneralizedRCNN"]
@@ -79,6 +79,8 @@ class DICODGeneralizedRCNN(DistillationStudent, GeneralizedRCNN):
 
         losses: Dict[str, Tensor] = {**detector_losses, **proposal_losses}
         pos = self.roi_heads.positives(sampled)
+        # detectron2's box head averages loss_cls and loss_box_reg over every sampled RoI
+        num_sampled = sum(len(p) for p in sampled)
         losses.update(
             self.distiller.losses(
                 raw_images(batched_inputs, self.backbone.size_divisibility, self.device),
@@ -89,6 +91,7 @@ class DICODGeneralizedRCNN(DistillationStudent, GeneralizedRCNN):
                 pos.pred_boxes,
                 mode="softmax",
                 gt_classes=[x.gt_classes for x in gt_instances],
+                normalizer=DetectorNormalizer(cls=max(num_sampled, 1), box=max(num_sampled, 1)),
             )
         )
         return losses

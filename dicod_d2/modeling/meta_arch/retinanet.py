@@ -20,12 +20,14 @@ from detectron2.modeling.meta_arch import RetinaNet
 from detectron2.structures import Boxes, ImageList, Instances
 from torch import Tensor
 
-from ..distiller import DICODDistiller, DistillationStudent, raw_images
+from ..distiller import DetectorNormalizer, DICODDistiller, DistillationStudent, raw_images
 
 __all__ = ["DICODRetinaNet", "matched_gt_index"]
 
 
-def matched_gt_index(matched_boxes: Tensor, image_index: Tensor, gt_boxes: list[Tensor]) -> Tensor:
+def matched_gt_index(
+    matched_boxes: Tensor, image_index: Tensor, gt_boxes: list[Tensor], check: bool = False
+) -> Tensor:
     """Index, within its image, of the gt box each positive anchor was matched to.
 
     detectron2's ``RetinaNet.label_anchors`` returns each anchor's matched gt box as a copy
@@ -36,6 +38,8 @@ def matched_gt_index(matched_boxes: Tensor, image_index: Tensor, gt_boxes: list[
         matched_boxes: [K, 4] XYXY, the matched gt box of each positive (from ``label_anchors``).
         image_index: [K] long, image of each positive.
         gt_boxes: B tensors [G_i, 4] XYXY, the gt boxes of each image.
+        check: raise if a matched box is not among its image's gt boxes (a device synchronisation:
+            for debugging, see ``DICODDistiller(debug_checks=...)``).
     Returns:
         [K] long, ``j`` such that ``gt_boxes[image_index[k]][j] == matched_boxes[k]``.
     """
@@ -46,7 +50,7 @@ def matched_gt_index(matched_boxes: Tensor, image_index: Tensor, gt_boxes: list[
     for i, b in enumerate(gt_boxes):
         padded[i, : len(b)] = b
     equal = (padded[image_index] == matched_boxes[:, None, :]).all(dim=2)  # [K, G_max]
-    if not equal.any(dim=1).all():
+    if check and not equal.any(dim=1).all():
         raise ValueError("a positive anchor's matched box is not among its image's gt boxes.")
     return equal.int().argmax(dim=1)
 
@@ -150,8 +154,10 @@ class DICODRetinaNet(DistillationStudent, RetinaNet):
         pred_boxes = self.box2box_transform.apply_deltas(deltas, pos_anchors)  # [K, 4]
         gt_boxes = [g.gt_boxes.tensor for g in gt_instances]
         matched = cat(matched_gt_boxes).view(len(gt_labels), -1, 4)[image_index, anchor_index]
-        gt_index = matched_gt_index(matched, image_index, gt_boxes)
+        gt_index = matched_gt_index(matched, image_index, gt_boxes, check=self.distiller.debug_checks)
         return self.distiller.losses(
             images_raw, gt_boxes, logits, image_index, gt_index, pred_boxes, mode="sigmoid",
             gt_classes=[g.gt_classes for g in gt_instances],
+            # RetinaNet divides both of its losses by this moving average of the positive anchors
+            normalizer=DetectorNormalizer(cls=self.loss_normalizer, box=self.loss_normalizer),
         )

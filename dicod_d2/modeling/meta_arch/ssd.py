@@ -30,7 +30,7 @@ from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
-from ..distiller import DICODDistiller, DistillationStudent, raw_images
+from ..distiller import DetectorNormalizer, DICODDistiller, DistillationStudent, raw_images
 
 __all__ = ["SSD", "SSDHead", "SSDPositives"]
 
@@ -318,6 +318,7 @@ class SSD(DistillationStudent, DenseDetector):
                     pred_boxes,
                     mode="softmax",
                     gt_classes=[g.gt_classes for g in gt_instances],
+                    normalizer=DetectorNormalizer(cls=normalizer, box=normalizer),
                 )
             )
         return losses
