@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Generate the FashionDet detection dataset (train and val splits) for a preset.
+"""Generate the FashionDet detection dataset (train, val and test splits) for a preset.
 
     python tools/make_fashiondet.py --preset tiny            # -> <root>/fashiondet_tiny
     python tools/make_fashiondet.py --preset demo --root /data/datasets
@@ -31,7 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--root", type=Path, default=None, help="datasets root (default: see above)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-images", type=int, default=None, help="override the preset's count")
-    p.add_argument("--val-images", type=int, default=None, help="override the preset's count")
+    p.add_argument("--val-images", type=int, default=None,
+                   help="override the preset's count of the val and test splits")
     p.add_argument("--image-size", type=int, default=None, help="image side in pixels (256)")
     return p.parse_args(argv)
 

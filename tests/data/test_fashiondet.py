@@ -46,9 +46,10 @@ def _load(json_file: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> dict[str, dict]:
-    """A 256-px train split (30 images) and val split (10 images), loaded as dicts."""
+    """A 256-px train split (30 images), val and test splits (10 images each), loaded as dicts."""
     out = tmp_path_factory.mktemp("fashiondet")
-    specs = {"train": FashionDetSpec(num_images=30), "val": FashionDetSpec(num_images=10)}
+    specs = {"train": FashionDetSpec(num_images=30), "val": FashionDetSpec(num_images=10),
+             "test": FashionDetSpec(num_images=10)}
     paths = generate_fashiondet(out, specs, seed=11)
     return {split: {"json": _load(p), "path": p, "out": out} for split, p in paths.items()}
 
@@ -162,9 +163,9 @@ def test_classes_balanced(dataset):
     assert counts.max() - counts.min() <= 0.2 * counts.mean() + 2, counts
 
 
-def test_val_objects_come_from_the_test_split(dataset):
+def test_val_and_test_objects_come_from_the_test_split(dataset):
     labels = {s: load_fashion_mnist(s)[1] for s in ("train", "test")}
-    for split, source in (("train", "train"), ("val", "test")):
+    for split, source in (("train", "train"), ("val", "test"), ("test", "test")):
         data = dataset[split]["json"]
         assert data["info"]["source_split"] == source
         ids = np.array([a["source_index"] for a in data["annotations"]])
@@ -175,6 +176,17 @@ def test_val_objects_come_from_the_test_split(dataset):
     val = dataset["val"]["json"]["annotations"]
     wrong = [labels["train"][a["source_index"]] != a["category_id"] - 1 for a in val]
     assert np.mean(wrong) > 0.5
+
+
+def test_test_split_is_new_images_of_the_val_size(dataset):
+    val, test = dataset["val"]["json"], dataset["test"]["json"]
+    assert len(test["images"]) == len(val["images"])
+    layout = {s: [(a["image_id"], a["source_index"], tuple(a["bbox"])) for a in d["annotations"]]
+              for s, d in (("val", val), ("test", test))}
+    assert layout["val"] != layout["test"]  # its own random stream, not a copy of val
+    out = dataset["test"]["out"]
+    assert _hashes(out / "val").keys() == _hashes(out / "test").keys()  # same file names ...
+    assert set(_hashes(out / "val").values()).isdisjoint(_hashes(out / "test").values())  # ... other images
 
 
 def test_second_call_is_a_noop_other_spec_regenerates(tmp_path):
@@ -230,15 +242,16 @@ def test_invalid_spec_and_unknown_names_are_explained():
     with pytest.raises(ValueError, match="unknown FashionDet preset"):
         preset_specs("huge")
     with pytest.raises(ValueError, match="unknown FashionDet split"):
-        generate_split("unused", "test", SMALL)
+        generate_split("unused", "holdout", SMALL)
 
 
 def test_presets():
     demo = preset_specs("demo")
     assert demo["val"].num_images >= 1000 and demo["train"].image_size == 256
     tiny = preset_specs("tiny", seed=2, train_images=5, image_size=64)
-    assert (tiny["train"].num_images, tiny["val"].num_images) == (5, 16)
-    assert tiny["val"].seed == 2 and tiny["val"].image_size == 64
+    assert (tiny["train"].num_images, tiny["val"].num_images, tiny["test"].num_images) == (5, 16, 16)
+    assert tiny["val"].seed == 2 and tiny["val"].image_size == 64 and tiny["test"].image_size == 64
+    assert preset_specs("quick", val_images=7)["test"].num_images == 7  # held-out splits: one size
 
 
 # --------------------------------------------------------------------------- registration
@@ -287,8 +300,8 @@ def test_missing_json_gives_a_clear_error(tmp_path):
 def test_register_all_maps_presets_to_folders_and_is_idempotent(tmp_path):
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    names = [f"{d}_{s}" for d in PRESET_DIRNAMES.values() for s in ("train", "val")]
-    assert "fashiondet_train" in names and "fashiondet_tiny_val" in names
+    names = [f"{d}_{s}" for d in PRESET_DIRNAMES.values() for s in ("train", "val", "test")]
+    assert "fashiondet_test" in names and "fashiondet_tiny_val" in names
     previous = {n: MetadataCatalog.get(n).get("json_file") for n in names if n in DatasetCatalog}
     for n in names:
         if n in DatasetCatalog:
@@ -345,8 +358,9 @@ def test_cli_writes_the_preset_folder(tmp_path, capsys):
     ]
     written = cli.main(argv)
     assert written["val"] == tmp_path / "fashiondet_tiny" / "annotations" / "instances_val.json"
+    assert len(_load(written["test"])["images"]) == 2  # --val-images sizes the test split too
     assert len(_load(written["train"])["images"]) == 3
     assert _load(written["val"])["info"]["spec"]["image_size"] == 64
     assert "generated in" in capsys.readouterr().out
     cli.main(argv)
-    assert capsys.readouterr().out.count("up to date") == 2
+    assert capsys.readouterr().out.count("up to date") == 3
