@@ -1,10 +1,11 @@
 """VGG16SSD: output shapes / strides for SSD300 and SSD512, torchvision weight loading."""
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 
 import dicod_d2  # noqa: F401
-from dicod_d2.modeling.backbone.vgg import VGG16SSD, L2Norm, vgg16_ssd_feature_shapes
+from dicod_d2.modeling.backbone.vgg import VGG16SSD, L2Norm, reduce_fc_to_conv, vgg16_ssd_feature_shapes
 
 WIDTH = 0.125
 
@@ -59,14 +60,21 @@ def test_loads_torchvision_vgg16_and_reports_fc_layers(tmp_path):
     net = VGG16SSD(300)
     before = net.fc6.weight.clone()
     report = net.load_torchvision_weights(path)
-    assert report.skipped == sorted(k for k in state if k.startswith("classifier."))
-    assert len(report.skipped) == 6
-    assert len(report.loaded) == 26  # 13 convs x (weight, bias)
-    assert "fc6.weight" in report.not_in_file and "conv4_3_norm.weight" in report.not_in_file
+    assert report.skipped == ["classifier.6.bias", "classifier.6.weight"]  # the 1000-way layer only
+    assert len(report.loaded) == 30  # 13 convs + fc6 + fc7, x (weight, bias)
+    assert "fc6.weight" in report.loaded and "conv4_3_norm.weight" in report.not_in_file
     torch.testing.assert_close(net.conv1_1.weight, state["features.0.weight"])
     torch.testing.assert_close(net.conv4_3.bias, state["features.21.bias"])
     torch.testing.assert_close(net.conv5_3.weight, state["features.28.weight"])
-    assert torch.equal(net.fc6.weight, before)
+    # SSD's subsampling: fc6 = every 4th unit and every 3rd tap of the 7x7 fc6, fc7 every 4th unit
+    assert net.fc6.weight.shape == (1024, 512, 3, 3) and net.fc7.weight.shape == (1024, 1024, 1, 1)
+    assert not torch.equal(net.fc6.weight, before)
+    fc6 = state["classifier.0.weight"].view(4096, 512, 7, 7)
+    for o, c, i, j in ((0, 0, 0, 0), (1, 7, 1, 2), (1023, 511, 2, 2)):
+        assert net.fc6.weight[o, c, i, j] == fc6[4 * o, c, 3 * i, 3 * j]
+    assert net.fc6.bias[5] == state["classifier.0.bias"][20]
+    assert net.fc7.weight[3, 9, 0, 0] == state["classifier.3.weight"][12, 36]
+    assert net.fc7.bias[1023] == state["classifier.3.bias"][4092]
     # the constructor argument loads the same file
     torch.testing.assert_close(VGG16SSD(300, weights=str(path)).conv3_2.weight, state["features.12.weight"])
 
@@ -106,3 +114,20 @@ def test_slim_width_cannot_take_full_weights(tmp_path):
     state = {f"features.{k}": v for k, v in features.state_dict().items()}
     with pytest.raises(ValueError, match="width=1.0"):
         VGG16SSD(300, width=0.5).load_torchvision_weights(_save(state, tmp_path / "w.pth"))
+
+
+def test_fc_subsampling_keeps_a_spatially_constant_response(tmp_path):
+    """On a map that is constant over space, the 7x7 fc6 sums its 49 taps and the subsampled 3x3
+    one its 9: per kept unit, fc6 responds like (9/49) of the fc layer when the fc weight is
+    constant over space (a property of subsampling, not of any particular values)."""
+    hidden, channels = 16, 8
+    w6 = torch.randn(hidden, channels, 1, 1).expand(hidden, channels, 7, 7).reshape(hidden, -1)
+    state = {"classifier.0.weight": w6, "classifier.0.bias": torch.randn(hidden),
+             "classifier.3.weight": torch.randn(hidden, hidden), "classifier.3.bias": torch.randn(hidden)}
+    fc = reduce_fc_to_conv(state, fc_channels=4)
+    x = torch.randn(1, channels, 1, 1).expand(1, channels, 7, 7)
+    full = F.linear(x.reshape(1, -1), w6)[0, ::4]
+    conv = F.conv2d(x, fc["fc6.weight"], padding=1)[0, :, 3, 3]  # an inner position: all 9 taps
+    torch.testing.assert_close(conv, full * 9 / 49)
+    with pytest.raises(ValueError, match="cannot subsample"):
+        reduce_fc_to_conv(state, fc_channels=5)

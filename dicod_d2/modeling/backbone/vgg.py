@@ -19,9 +19,12 @@ least 2 images per device, since the last map is 1×1.
 
 Pretrained weights: :meth:`VGG16SSD.load_torchvision_weights` reads a local torchvision-format
 file (``torchvision.models.vgg16().state_dict()``, or ``vgg16_bn`` for ``norm="BN"``): keys
-``features.N.*`` are mapped to ``convS_I.*``; torchvision's ``classifier.*`` (fully connected)
-weights are not used and are reported as skipped; fc6, fc7, the extras and the L2Norm scale keep
-their initialisation. Without weights the whole network trains from scratch.
+``features.N.*`` are mapped to ``convS_I.*``, and fc6 / fc7 are made from torchvision's first two
+fully connected layers by SSD's subsampling (:func:`reduce_fc_to_conv`: fc6 4096×25088 →
+1024×512×3×3, used with dilation 6; fc7 4096×4096 → 1024×1024×1×1), as the original SSD and its
+"reduced fc" VGG16 do. The 1000-way ``classifier.6`` is reported as skipped; the extras and the
+L2Norm scale keep their initialisation (so does fc6 / fc7 when the file has no classifier).
+Without weights the whole network trains from scratch.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from detectron2.modeling import Backbone
 from torch import nn
 
 __all__ = [
+    "reduce_fc_to_conv",
     "L2Norm",
     "VGG16SSD",
     "VGGWeightReport",
@@ -153,12 +157,48 @@ class L2Norm(nn.Module):
         return (self.weight[None, :, None, None] * (x.float() / norm)).type_as(x)
 
 
+_FC_KEYS = {"classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias"}
+
+
+def reduce_fc_to_conv(state: dict[str, torch.Tensor], fc_channels: int) -> dict[str, torch.Tensor]:
+    """fc6 / fc7 convolution weights from torchvision VGG16's first two fully connected layers.
+
+    SSD's subsampling: ``classifier.0`` [F, C·7·7] is viewed as a 7×7 convolution [F, C, 7, 7] and
+    decimated to every (F / fc_channels)-th output channel and every 3rd tap (rows and columns 0, 3,
+    6), giving fc6 [fc_channels, C, 3, 3] (SSD runs it with dilation 6); ``classifier.3`` [F, F]
+    keeps every (F / fc_channels)-th row and column: fc7 [fc_channels, fc_channels, 1, 1]. Biases
+    follow their output channels.
+
+    Args:
+        state: a torchvision VGG16 state dict (needs ``classifier.{0,3}.{weight,bias}``).
+        fc_channels: fc6 / fc7 output channels of the SSD backbone (1024 at width 1).
+    Returns:
+        ``{"fc6.weight", "fc6.bias", "fc7.weight", "fc7.bias"}``.
+    """
+    w6, b6, w7, b7 = (state[f"classifier.{i}.{p}"] for i in (0, 3) for p in ("weight", "bias"))
+    hidden = w6.shape[0]
+    if hidden % fc_channels or w6.shape[1] % 49 or w7.shape != (hidden, hidden):
+        raise ValueError(
+            f"cannot subsample VGG16 fc layers classifier.0 {tuple(w6.shape)} / classifier.3 "
+            f"{tuple(w7.shape)} to {fc_channels} channels: expected [F, C*7*7] and [F, F] with F a "
+            f"multiple of {fc_channels}."
+        )
+    step = hidden // fc_channels
+    conv6 = w6.view(hidden, w6.shape[1] // 49, 7, 7)
+    return {
+        "fc6.weight": conv6[::step, :, ::3, ::3].contiguous(),
+        "fc6.bias": b6[::step].clone(),
+        "fc7.weight": w7[::step, ::step, None, None].contiguous(),
+        "fc7.bias": b7[::step].clone(),
+    }
+
+
 @dataclass
 class VGGWeightReport:
     """What :meth:`VGG16SSD.load_torchvision_weights` did, by parameter / buffer name."""
 
-    loaded: list[str] = field(default_factory=list)  # module keys set from the file
-    skipped: list[str] = field(default_factory=list)  # file keys not used (torchvision's classifier)
+    loaded: list[str] = field(default_factory=list)  # module keys set from the file (fc6/fc7 subsampled)
+    skipped: list[str] = field(default_factory=list)  # file keys not used (the 1000-way classifier)
     not_in_file: list[str] = field(default_factory=list)  # module keys keeping their initialisation
 
 
@@ -280,7 +320,9 @@ class VGG16SSD(Backbone):
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         mapping = self._torchvision_key_map()
-        skipped = sorted(k for k in state if k.startswith("classifier."))
+        fc = reduce_fc_to_conv(state, self.fc6.weight.shape[0]) if _FC_KEYS <= set(state) else {}
+        used_fc = _FC_KEYS if fc else set()
+        skipped = sorted(k for k in state if k.startswith("classifier.") and k not in used_fc)
         unexpected = sorted(k for k in state if k not in mapping and not k.startswith("classifier."))
         missing = sorted(k for k in mapping if k not in state)
         if unexpected or missing:
@@ -295,21 +337,22 @@ class VGG16SSD(Backbone):
             f"{k} {tuple(state[k].shape)} vs {tuple(own[v].shape)}"
             for k, v in mapping.items()
             if tuple(state[k].shape) != tuple(own[v].shape)
-        ]
+        ] + [f"{k} {tuple(t.shape)} vs {tuple(own[k].shape)}" for k, t in fc.items() if t.shape != own[k].shape]
         if bad:
             raise ValueError(
                 f"shape mismatch loading '{path}' into VGG16SSD(width={self.width}): {bad}. "
                 "Pretrained VGG16 weights need width=1.0."
             )
-        self.load_state_dict({v: state[k] for k, v in mapping.items()}, strict=False)
-        loaded = set(mapping.values())
+        self.load_state_dict({**{v: state[k] for k, v in mapping.items()}, **fc}, strict=False)
+        loaded = set(mapping.values()) | set(fc)
         report = VGGWeightReport(
             loaded=sorted(loaded),
             skipped=skipped,
             not_in_file=sorted(k for k in own if k not in loaded),
         )
         logger.info(
-            "Loaded %d VGG16 tensors from %s; skipped torchvision fc layers %s; initialised: %s",
-            len(report.loaded), path, report.skipped, report.not_in_file,
+            "Loaded %d VGG16 tensors from %s (fc6/fc7 subsampled from its fc layers: %s); skipped %s; "
+            "initialised: %s",
+            len(report.loaded), path, bool(fc), report.skipped, report.not_in_file,
         )
         return report
