@@ -17,15 +17,29 @@ from .metrics import aggregate, read_run
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: the student variants, in report order, with their config and label
+#: the student families of the demo (FashionDet configs ``configs/fashiondet/<student>_<variant>.py``)
+STUDENTS = ("faster_rcnn", "retinanet", "ssd")
+#: the variants, in report order, with their label
 VARIANTS = {
-    "baseline": ("configs/fashiondet/faster_rcnn_baseline.py", "baseline"),
-    "kd_cls": ("configs/fashiondet/faster_rcnn_kd_cls.py", "+KD_cls"),
-    "loc_kd_loc": ("configs/fashiondet/faster_rcnn_loc_kd_loc.py", "+loc_pix+KD_loc"),
-    "control": ("configs/fashiondet/faster_rcnn_control.py", "control (label smoothing, no teacher)"),
-    "dicod": ("configs/fashiondet/faster_rcnn_dicod.py", "full DICOD"),
+    "baseline": "baseline",
+    "kd_cls": "+KD_cls",
+    "loc_kd_loc": "+loc_pix+KD_loc",
+    "control": "control (label smoothing, no teacher)",
+    "dicod": "full DICOD",
 }
-TEACHER_CONFIG = "configs/teacher/fashiondet/resnet_tiny_56_general_ce_fl.py"
+#: teacher recipes (paper §4.1: the teacher's augmentation and loss follow its student's)
+TEACHER_CONFIGS = {
+    "general": "configs/teacher/fashiondet/resnet_tiny_56_general_ce_fl.py",
+    "ssd": "configs/teacher/fashiondet/resnet_tiny_56_ssd_ce.py",
+}
+STUDENT_TEACHER = {"faster_rcnn": "general", "retinanet": "general", "ssd": "ssd"}
+#: the split where settings were chosen, and the one the report's numbers come from
+CHOICE_SPLIT, REPORT_SPLIT = "val", "test"
+
+
+def student_config(student: str, variant: str) -> str:
+    """The FashionDet config of one student family and variant (a path relative to the repository)."""
+    return f"configs/fashiondet/{student}_{variant}.py"
 
 
 @dataclasses.dataclass
@@ -33,16 +47,27 @@ class DemoSettings:
     """What one demo run does (``tools/demo.py`` builds it from its options)."""
 
     out_dir: Path
-    preset: str  # FashionDet preset: "demo" (2500/1000 images) or "quick"
+    preset: str  # FashionDet preset: "demo" (2500/1000/1000 images) or "quick"
     seeds: tuple[int, ...] = (0,)
+    students: tuple[str, ...] = ("faster_rcnn",)
     ablation: bool = False  # also the +KD_cls, +loc+KD_loc and control students
     student_iters: int | None = None  # None: the configs' own schedule
     teacher_iters: int | None = None
     parallel: int = 2  # students trained side by side
 
+    def __post_init__(self):
+        unknown = [st for st in self.students if st not in STUDENTS]
+        if unknown or not self.students:
+            raise ValueError(f"unknown students {unknown or '(none)'}; choose among {list(STUDENTS)}.")
+
     @property
     def variants(self) -> list[str]:
         return list(VARIANTS) if self.ablation else ["baseline", "dicod"]
+
+    @property
+    def recipes(self) -> list[str]:
+        """The teacher recipes the students need, in ``TEACHER_CONFIGS`` order."""
+        return [r for r in TEACHER_CONFIGS if any(STUDENT_TEACHER[st] == r for st in self.students)]
 
     @property
     def dataset_prefix(self) -> str:
@@ -68,9 +93,10 @@ def _file_text(path: str) -> str:
     return (REPO / path).read_text()
 
 
-def dataset_overrides(s: DemoSettings) -> list[str]:
+def dataset_overrides(s: DemoSettings, split: str = CHOICE_SPLIT) -> list[str]:
+    """Train on ``<prefix>_train``; evaluate on ``<prefix>_<split>`` (val during training)."""
     return [f"dataloader.train.dataset.names={s.dataset_prefix}_train",
-            f"dataloader.test.dataset.names={s.dataset_prefix}_val"]
+            f"dataloader.test.dataset.names={s.dataset_prefix}_{split}"]
 
 
 def make_data(s: DemoSettings) -> Path:
@@ -85,27 +111,36 @@ def make_data(s: DemoSettings) -> Path:
     return folder
 
 
-def teacher_overrides(s: DemoSettings) -> list[str]:
-    """Command-line overrides of the teacher run (data split, output folder, iterations)."""
-    overrides = dataset_overrides(s) + [f"train.output_dir={s.out_dir / 'teacher'}"]
+def teacher_dir(s: DemoSettings, recipe: str) -> Path:
+    return s.out_dir / ("teacher" if recipe == "general" else f"teacher_{recipe}")
+
+
+def teacher_overrides(s: DemoSettings, recipe: str) -> list[str]:
+    """Command-line overrides of a teacher run (data split, output folder, iterations)."""
+    overrides = dataset_overrides(s) + [f"train.output_dir={teacher_dir(s, recipe)}"]
     if s.teacher_iters:
         overrides.append(f"train.max_iter={s.teacher_iters}")
     return overrides
 
 
-def train_teacher(s: DemoSettings) -> Path:
-    """Train the classification teacher unless one of the same recipe exists; returns teacher.pth."""
-    folder = s.out_dir / "teacher"
-    overrides = teacher_overrides(s)
-    digest = _recipe_hash(_file_text(TEACHER_CONFIG), overrides)
-    argv = python_tool("train_teacher.py", "--config-file", TEACHER_CONFIG, *overrides)
-    job = Job("teacher", argv, folder, s.teacher_iters or _config_max_iter(TEACHER_CONFIG),
-              done=lambda: _same_recipe(folder, digest, "teacher.pth"),
-              on_success=lambda: atomic_write_text(folder / "demo_recipe.sha256", digest))
+def train_teachers(s: DemoSettings) -> dict[str, Path]:
+    """Train each teacher recipe the students need unless one of the same recipe exists;
+    returns ``{recipe: teacher.pth}``."""
+    jobs, paths = [], {}
+    for recipe in s.recipes:
+        config, folder, overrides = TEACHER_CONFIGS[recipe], teacher_dir(s, recipe), teacher_overrides(s, recipe)
+        digest = _recipe_hash(_file_text(config), overrides)
+        jobs.append(Job(
+            f"teacher ({recipe})", python_tool("train_teacher.py", "--config-file", config, *overrides),
+            folder, s.teacher_iters or _config_max_iter(config),
+            done=lambda f=folder, d=digest: _same_recipe(f, d, "teacher.pth"),
+            on_success=lambda f=folder, d=digest: atomic_write_text(f / "demo_recipe.sha256", d),
+        ))
+        paths[recipe] = folder / "teacher.pth"
     # one torch thread: the classifier is small and its two DataLoader workers need the other
     # cores (2 threads were ~5x slower per iteration on a 2-core machine)
-    run_jobs([job], parallel=1, stage="teacher", threads_per_job=1)
-    return folder / "teacher.pth"
+    run_jobs(jobs, parallel=1, stage="teacher", threads_per_job=1)
+    return paths
 
 
 def _config_max_iter(config: str) -> int:
@@ -114,14 +149,14 @@ def _config_max_iter(config: str) -> int:
     return int(load_config(REPO / config).train.max_iter)
 
 
-def student_dir(s: DemoSettings, variant: str, seed) -> Path:
-    return s.out_dir / "students" / run_name(variant, seed)
+def student_dir(s: DemoSettings, student: str, variant: str, seed) -> Path:
+    return s.out_dir / "students" / student / run_name(variant, seed)
 
 
-def student_overrides(s: DemoSettings, variant: str, seed, teacher: Path) -> list[str]:
+def student_overrides(s: DemoSettings, student: str, variant: str, seed, teacher: Path) -> list[str]:
     """Command-line overrides of one student run; only the teacher file differs between variants."""
     overrides = dataset_overrides(s) + [f"train.seed={seed}",
-                                        f"train.output_dir={student_dir(s, variant, seed)}"]
+                                        f"train.output_dir={student_dir(s, student, variant, seed)}"]
     if variant not in ("baseline", "control"):
         overrides.append(f"model.distiller.teacher.path={teacher}")
     if s.student_iters:
@@ -136,34 +171,74 @@ def student_digest(config: str, overrides: list[str], teacher_sha: str) -> str:
     return _recipe_hash(_file_text(config), overrides, teacher_sha if uses_teacher else "")
 
 
-def train_students(s: DemoSettings, teacher: Path) -> dict[str, list[Path]]:
-    """Train every (variant, seed) student, ``s.parallel`` at a time; returns their folders.
+Runs = dict[str, dict[str, list[Path]]]  # student -> variant -> one folder per seed
+
+
+def train_students(s: DemoSettings, teachers: dict[str, Path]) -> Runs:
+    """Train every (student, variant, seed), ``s.parallel`` at a time; returns their folders.
 
     A run is reused when its folder holds a final model trained with the same config text,
     overrides and (for distilled variants) teacher file bytes.
     """
-    jobs, folders = [], {}
-    teacher_sha = hashlib.sha256(teacher.read_bytes()).hexdigest()
+    jobs, runs = [], {}
+    shas = {r: hashlib.sha256(t.read_bytes()).hexdigest() for r, t in teachers.items()}
     for seed in s.seeds:
-        for variant in s.variants:
-            config = VARIANTS[variant][0]
-            folder = student_dir(s, variant, seed)
-            overrides = student_overrides(s, variant, seed, teacher)
-            digest = student_digest(config, overrides, teacher_sha)
-            argv = python_tool("lazyconfig_train_net.py", "--config-file", config, *overrides)
-            jobs.append(Job(
-                f"{variant} (seed {seed})", argv, folder, s.student_iters or _config_max_iter(config),
-                done=lambda f=folder, d=digest: _same_recipe(f, d, "model_final.pth"),
-                on_success=lambda f=folder, d=digest: atomic_write_text(f / "demo_recipe.sha256", d),
-            ))
-            folders.setdefault(variant, []).append(folder)
+        for student in s.students:
+            recipe = STUDENT_TEACHER[student]
+            for variant in s.variants:
+                config = student_config(student, variant)
+                folder = student_dir(s, student, variant, seed)
+                overrides = student_overrides(s, student, variant, seed, teachers[recipe])
+                digest = student_digest(config, overrides, shas[recipe])
+                argv = python_tool("lazyconfig_train_net.py", "--config-file", config, *overrides)
+                jobs.append(Job(
+                    f"{student} {variant} (seed {seed})", argv, folder,
+                    s.student_iters or _config_max_iter(config),
+                    done=lambda f=folder, d=digest: _same_recipe(f, d, "model_final.pth"),
+                    on_success=lambda f=folder, d=digest: atomic_write_text(f / "demo_recipe.sha256", d),
+                ))
+                runs.setdefault(student, {}).setdefault(variant, []).append(folder)
     run_jobs(jobs, parallel=s.parallel, stage="students")
-    return folders
+    return runs
 
 
-def evaluate(folders: dict[str, list[Path]]) -> dict[str, dict]:
-    """COCO numbers of every run (the final evaluation of its EvalHook), aggregated over seeds."""
-    return aggregate({v: [read_run(f) for f in fs] for v, fs in folders.items()})
+def evaluate_split(s: DemoSettings, student: str, variant: str, folder: Path, split: str) -> dict:
+    """COCO numbers of a run's final model on ``<prefix>_<split>``, evaluated once and cached in
+    ``<folder>/<split>/`` (with ``coco_instances_results.json``) for that checkpoint's bytes."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.config import instantiate
+    from detectron2.evaluation import inference_on_dataset
+
+    from .visualize import detector_config
+
+    checkpoint = folder / "model_final.pth"
+    out = folder / split
+    cache = out / "coco_eval.json"
+    sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("checkpoint_sha256") == sha:
+            return cached["bbox"]
+    cfg = detector_config(str(REPO / student_config(student, variant)),
+                          [*dataset_overrides(s, split), f"train.output_dir={out}"])
+    model = instantiate(cfg.model).eval()
+    DetectionCheckpointer(model).load(str(checkpoint))
+    bbox = dict(inference_on_dataset(model, instantiate(cfg.dataloader.test),
+                                     instantiate(cfg.dataloader.evaluator))["bbox"])
+    atomic_write_text(cache, json.dumps({"checkpoint_sha256": sha, "bbox": bbox}, indent=2))
+    return bbox
+
+
+def evaluate(s: DemoSettings, runs: Runs) -> dict[str, dict[str, dict]]:
+    """Per student, ``{split: aggregated COCO numbers}`` for the choice split (the run's final
+    evaluation) and the report split (evaluated here), mean ± std over seeds."""
+    out = {}
+    for student, variants in runs.items():
+        val = {v: [read_run(f) for f in fs] for v, fs in variants.items()}
+        test = {v: [{**r, "bbox": evaluate_split(s, student, v, f, REPORT_SPLIT)}
+                    for r, f in zip(val[v], fs, strict=True)] for v, fs in variants.items()}
+        out[student] = {CHOICE_SPLIT: aggregate(val), REPORT_SPLIT: aggregate(test)}
+    return out
 
 
 def teacher_top1(teacher: Path) -> tuple[float | None, float | None]:
@@ -174,39 +249,46 @@ def teacher_top1(teacher: Path) -> tuple[float | None, float | None]:
     return meta.recipe.get("top1"), meta.recipe.get("top5")
 
 
-def tide(s: DemoSettings, folders: dict[str, list[Path]]) -> dict:
-    """TIDE analysis of every student run (``<variant>_seed<k>``) on the val split."""
+def tide(s: DemoSettings, runs: Runs) -> dict:
+    """TIDE analysis of every student run (``<student>/<variant>_seed<k>``) on the report split."""
     from detectron2.data import MetadataCatalog
 
     from ..evaluation.tide_analysis import analyze
 
-    gt_json = MetadataCatalog.get(f"{s.dataset_prefix}_val").json_file
-    dets = {run_name(v, seed): folder / "coco_instances_results.json"
-            for v, fs in folders.items() for seed, folder in zip(s.seeds, fs, strict=True)}
+    gt_json = MetadataCatalog.get(f"{s.dataset_prefix}_{REPORT_SPLIT}").json_file
+    dets = {f"{student}/{run_name(v, seed)}": folder / REPORT_SPLIT / "coco_instances_results.json"
+            for student, variants in runs.items() for v, fs in variants.items()
+            for seed, folder in zip(s.seeds, fs, strict=True)}
     return analyze(gt_json, dets, s.out_dir / "tide", save_pdf=False)
 
 
-def examples(s: DemoSettings, folders: dict[str, list[Path]]) -> list[Path]:
-    """Validation images with the baseline's and full DICOD's detections (first seed) side by side."""
+def examples(s: DemoSettings, runs: Runs) -> list[Path]:
+    """Test images with the baseline's and full DICOD's detections (first student and seed) side by side."""
     from .visualize import load_detector, side_by_side
 
+    student = s.students[0]
     models = {}
     for variant in ("baseline", "dicod"):
-        folder = folders[variant][0]
-        models[VARIANTS[variant][1]] = load_detector(
-            str(REPO / VARIANTS[variant][0]), str(folder / "model_final.pth"), dataset_overrides(s))
-    return side_by_side(models, f"{s.dataset_prefix}_val", s.out_dir / "examples", num_images=3,
+        folder = runs[student][variant][0]
+        models[VARIANTS[variant]] = load_detector(
+            str(REPO / student_config(student, variant)), str(folder / "model_final.pth"),
+            dataset_overrides(s, REPORT_SPLIT))
+    return side_by_side(models, f"{s.dataset_prefix}_{REPORT_SPLIT}", s.out_dir / "examples", num_images=3,
                         score_thresh=0.3)
 
 
-def commands(s: DemoSettings, teacher: Path) -> list[str]:
+def commands(s: DemoSettings, teachers: dict[str, Path]) -> list[str]:
     """The commands that reproduce the demo's runs by hand (``$SEED``: each of ``s.seeds``)."""
-    lines = [f"python tools/make_fashiondet.py --preset {s.preset}",
-             f"python tools/train_teacher.py --config-file {TEACHER_CONFIG} "
-             + " ".join(teacher_overrides(s))]
-    for variant in s.variants:
-        overrides = " ".join(student_overrides(s, variant, "$SEED", teacher))
-        lines.append(f"python tools/lazyconfig_train_net.py --config-file {VARIANTS[variant][0]} {overrides}")
+    lines = [f"python tools/make_fashiondet.py --preset {s.preset}"]
+    for recipe in s.recipes:
+        lines.append(f"python tools/train_teacher.py --config-file {TEACHER_CONFIGS[recipe]} "
+                     + " ".join(teacher_overrides(s, recipe)))
+    for student in s.students:
+        for variant in s.variants:
+            overrides = " ".join(student_overrides(s, student, variant, "$SEED",
+                                                   teachers[STUDENT_TEACHER[student]]))
+            lines.append(f"python tools/lazyconfig_train_net.py --config-file "
+                         f"{student_config(student, variant)} {overrides}")
     return lines
 
 
@@ -223,33 +305,41 @@ def run_demo(s: DemoSettings) -> Path:
 
     make_data(s)
     lap("data")
-    teacher = train_teacher(s)
-    top1, top5 = teacher_top1(teacher)
-    print(f"[teacher] top-1 {top1:.2f}%, top-5 {top5:.2f}% on the val crops ({teacher})", flush=True)
+    teachers = train_teachers(s)
+    teacher_info = {}
+    for recipe, path in teachers.items():
+        top1, top5 = teacher_top1(path)
+        teacher_info[recipe] = {"top1": top1, "top5": top5, "path": path}
+        print(f"[teacher] {recipe}: top-1 {top1:.2f}%, top-5 {top5:.2f}% on the val crops ({path})", flush=True)
     lap("teacher")
-    folders = train_students(s, teacher)
+    runs = train_students(s, teachers)
     lap("students")
-    agg = evaluate(folders)
-    labels = {v: VARIANTS[v][1] for v in s.variants}
-    figure = s.out_dir / "ap_vs_iou.png"
-    plot_ap_vs_iou(agg, s.variants, labels, figure)
-    summary = tide(s, folders)
+    agg = evaluate(s, runs)
+    figures = {}
+    for student in s.students:
+        figures[student] = s.out_dir / f"ap_vs_iou_{student}.png"
+        plot_ap_vs_iou(agg[student][REPORT_SPLIT], s.variants, VARIANTS, figures[student],
+                       title=f"{student}: COCO AP against the IoU threshold (FashionDet {REPORT_SPLIT})")
+    summary = tide(s, runs)
     lap("evaluation + TIDE")
-    pictures = examples(s, folders)
+    pictures = examples(s, runs)
     lap("examples")
     report = s.out_dir / "report.md"
     write_report(
         report,
         title="dicod-d2 demo: DICOD vs baseline on FashionDet",
-        settings=[f"FashionDet preset '{s.preset}' ({s.dataset_prefix}_train / _val)",
+        settings=[f"FashionDet preset '{s.preset}': trained on {s.dataset_prefix}_train; settings chosen "
+                  f"on {s.dataset_prefix}_{CHOICE_SPLIT}; **numbers reported on {s.dataset_prefix}_{REPORT_SPLIT}**, "
+                  "a split that played no part in any choice",
                   f"seeds {', '.join(map(str, s.seeds))}; students trained {s.parallel} at a time",
-                  f"student configs: {', '.join(VARIANTS[v][0] for v in s.variants)}",
-                  f"teacher config: {TEACHER_CONFIG}"],
-        teacher={"top1": top1, "top5": top5, "path": teacher},
-        agg=agg, order=s.variants, labels=labels, tide_summary=summary,
-        figures={"ap_vs_iou": figure, "tide": summary["files"]["figure_png"]},
-        examples=pictures, commands=commands(s, teacher), stage_seconds=seconds,
+                  "student configs: " + ", ".join(student_config(st, v) for st in s.students for v in s.variants),
+                  "teacher configs: " + ", ".join(TEACHER_CONFIGS[r] for r in s.recipes)],
+        teachers=teacher_info, agg=agg, order=s.variants, labels=VARIANTS,
+        splits=(REPORT_SPLIT, CHOICE_SPLIT), tide_summary=summary,
+        figures={"ap_vs_iou": figures, "tide": summary["files"]["figure_png"]},
+        examples=pictures, commands=commands(s, teachers), stage_seconds=seconds,
     )
     atomic_write_text(s.out_dir / "results.json", json.dumps(
-        {"teacher": {"top1": top1, "top5": top5}, "students": agg, "seconds": seconds}, indent=2))
+        {"teachers": {r: {k: v for k, v in t.items() if k != "path"} for r, t in teacher_info.items()},
+         "students": agg, "seconds": seconds}, indent=2))
     return report

@@ -38,7 +38,7 @@ def results_table(agg: Mapping[str, dict], order: Sequence[str], keys: Sequence[
 
 
 def plot_ap_vs_iou(agg: Mapping[str, dict], order: Sequence[str], labels: Mapping[str, str],
-                   path: str | Path) -> None:
+                   path: str | Path, title: str = "COCO AP against the IoU threshold") -> None:
     """AP (mean over seeds, with ±std band) against the IoU threshold, one line per variant."""
     from matplotlib.figure import Figure
 
@@ -55,7 +55,7 @@ def plot_ap_vs_iou(agg: Mapping[str, dict], order: Sequence[str], labels: Mappin
                         [m + s for m, s in zip(means, stds, strict=True)], alpha=0.15)
     ax.set_xlabel("IoU threshold")
     ax.set_ylabel("AP (%)")
-    ax.set_title("COCO AP against the IoU threshold (FashionDet val)")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -84,38 +84,43 @@ def tide_table(summary: Mapping) -> str:
     return "\n".join(lines)
 
 
-def write_report(path: str | Path, *, title: str, settings: Sequence[str], teacher: Mapping,
-                 agg: Mapping[str, dict], order: Sequence[str], labels: Mapping[str, str],
-                 tide_summary: Mapping, figures: Mapping[str, str], examples: Sequence[str],
+def write_report(path: str | Path, *, title: str, settings: Sequence[str], teachers: Mapping[str, Mapping],
+                 agg: Mapping[str, Mapping[str, dict]], order: Sequence[str], labels: Mapping[str, str],
+                 splits: Sequence[str], tide_summary: Mapping, figures: Mapping, examples: Sequence[str],
                  commands: Sequence[str], stage_seconds: Mapping[str, float]) -> None:
-    """``report.md``: settings, teacher, the COCO tables in the paper's form, TIDE, figures,
-    example detections and the commands. Image paths are written relative to the report."""
+    """``report.md``: settings, teachers, per student the COCO tables in the paper's form on the
+    report split (``splits[0]``) with the choice split (``splits[1]``) beside it, TIDE, figures,
+    example detections and the commands. ``agg``: student -> split -> variant -> aggregate.
+    Image paths are written relative to the report."""
     folder = Path(path).parent
+    report_split, choice_split = splits
 
     def rel(p) -> str:
         return str(Path(p).resolve().relative_to(folder.resolve()))
 
-    top1 = teacher.get("top1")
-    top5 = teacher.get("top5")
-    parts = [
-        f"# {title}", "",
-        *[f"- {line}" for line in settings], "",
-        "## Teacher", "",
-        f"Top-1 {top1:.2f}%, top-5 {top5:.2f}% on the validation object crops "
-        f"({teacher['path']}).", "",
-        "## COCO detection AP (validation split)", "",
-        "Mean over seeds ± sample standard deviation, (difference to the baseline's mean); "
-        "s/iter is the median seconds per training iteration.", "",
-        ap_table(agg, order, labels), "",
-        "### AP at each IoU threshold (the paper's table 5)", "",
-        iou_table(agg, order, labels), "",
-        f"![AP against IoU]({rel(figures['ap_vs_iou'])})", "",
-        "## TIDE error analysis", "",
+    parts = [f"# {title}", "", *[f"- {line}" for line in settings], "",
+             "## Teachers", "", "| recipe | top-1 % | top-5 % | file |", "|---|---|---|---|",
+             *[f"| {r} | {t['top1']:.2f} | {t['top5']:.2f} | {t['path']} |" for r, t in teachers.items()],
+             "", "Top-1 / top-5 on the validation object crops.", ""]
+    for student, by_split in agg.items():
+        parts += [
+            f"## {student}: COCO detection AP ({report_split} split)", "",
+            "Mean over seeds ± sample standard deviation, (difference to the baseline's mean); "
+            "s/iter is the median seconds per training iteration.", "",
+            ap_table(by_split[report_split], order, labels), "",
+            f"### {student}: the same runs on the {choice_split} split (where settings are chosen)", "",
+            results_table(by_split[choice_split], order, AP_KEYS[:3], labels), "",
+            f"### {student}: AP at each IoU threshold ({report_split}; the paper's table 5)", "",
+            iou_table(by_split[report_split], order, labels), "",
+            f"![AP against IoU]({rel(figures['ap_vs_iou'][student])})", "",
+        ]
+    parts += [
+        f"## TIDE error analysis ({report_split} split)", "",
         "dAP that fixing each error type would add (foreground IoU 0.5, background 0.1); the "
         "figure shows each type over the foreground IoU threshold 0.50…0.95.", "",
         tide_table(tide_summary), "",
         f"![TIDE error curves]({rel(figures['tide'])})", "",
-        "## Example detections (first seed; the threshold is in each panel)", "",
+        f"## Example detections ({report_split} images, first student and seed; threshold in each panel)", "",
         *[f"![{Path(e).stem}]({rel(e)})" for e in examples], "",
         "## Commands", "",
         "```bash", *commands, "```", "",

@@ -72,18 +72,37 @@ def test_run_jobs_runs_skips_and_reports_failures(tmp_path, capsys):
 def test_commands_and_overrides_differ_only_in_the_teacher(tmp_path):
     s = pipeline.DemoSettings(out_dir=tmp_path, preset="quick", seeds=(0, 1), student_iters=7)
     teacher = tmp_path / "teacher" / "teacher.pth"
-    base = pipeline.student_overrides(s, "baseline", 1, teacher)
-    dicod = pipeline.student_overrides(s, "dicod", 1, teacher)
+    base = pipeline.student_overrides(s, "faster_rcnn", "baseline", 1, teacher)
+    dicod = pipeline.student_overrides(s, "faster_rcnn", "dicod", 1, teacher)
     assert {o.split("=")[0] for o in set(dicod) - set(base)} == {
         "model.distiller.teacher.path", "train.output_dir"}
     assert f"model.distiller.teacher.path={teacher}" in dicod
     assert {o.split("=")[0] for o in set(base) - set(dicod)} == {"train.output_dir"}
     assert "train.max_iter=7" in base and "dataloader.train.dataset.names=fashiondet_quick_train" in base
-    lines = pipeline.commands(s, teacher)
+    # training evaluates on val (where settings are chosen); the report split is test
+    assert "dataloader.test.dataset.names=fashiondet_quick_val" in base
+    assert pipeline.dataset_overrides(s, "test")[1] == "dataloader.test.dataset.names=fashiondet_quick_test"
+    lines = pipeline.commands(s, {"general": teacher})
     assert lines[0] == "python tools/make_fashiondet.py --preset quick"
     assert any("faster_rcnn_dicod.py" in line and "train.seed=$SEED" in line for line in lines)
-    assert s.variants == ["baseline", "dicod"]
+    assert s.variants == ["baseline", "dicod"] and s.recipes == ["general"]
     assert pipeline.DemoSettings(out_dir=tmp_path, preset="demo", ablation=True).variants[-1] == "dicod"
+
+
+def test_every_family_has_a_config_per_variant_and_its_teacher_recipe(tmp_path):
+    s = pipeline.DemoSettings(out_dir=tmp_path, preset="quick", students=("ssd", "faster_rcnn", "retinanet"),
+                              ablation=True)
+    assert s.recipes == ["general", "ssd"]
+    for student in s.students:
+        for variant in s.variants:
+            assert (pipeline.REPO / pipeline.student_config(student, variant)).is_file(), (student, variant)
+    teachers = {"general": tmp_path / "g.pth", "ssd": tmp_path / "s.pth"}
+    ssd = pipeline.student_overrides(s, "ssd", "dicod", 0, teachers["ssd"])
+    assert f"model.distiller.teacher.path={teachers['ssd']}" in ssd
+    assert pipeline.student_dir(s, "ssd", "dicod", 0) == tmp_path / "students" / "ssd" / "dicod_seed0"
+    assert pipeline.teacher_dir(s, "ssd") == tmp_path / "teacher_ssd"
+    with pytest.raises(ValueError, match="unknown students"):
+        pipeline.DemoSettings(out_dir=tmp_path, preset="quick", students=("yolo",))
 
 
 def test_student_digest_depends_on_the_teacher_only_when_used():
