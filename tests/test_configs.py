@@ -166,6 +166,17 @@ def test_variant_differs_from_baseline_only_in_distillation_keys(rel):
     assert variant["train.output_dir"] != baseline["train.output_dir"]
 
 
+@pytest.mark.parametrize("rel", [c for c in ALL if c.split("/")[0] in DETECTORS and _baseline_of(c)])
+def test_variants_use_the_papers_settings_at_the_authors_balance(rel):
+    """COCO and FashionDet alike: T = 2, λ_cls = 0.4, λ_loc = 0.15, the detector's normaliser; SSD's
+    L_loc_pix on the image's 0-255 scale."""
+    d = load_config(CONFIGS / rel).model.distiller
+    assert d.normalizer == "detector" and (d.kd_cls_weight, d.temperature) == (0.4, 2.0), rel
+    if d.teacher is not None:
+        assert d.loc_weight == 0.15, rel
+        assert d.loc_pix_space == ("image" if "ssd" in rel else "teacher"), rel
+
+
 @pytest.mark.parametrize("student", sorted(COCO_SCHEDULES))
 def test_coco_schedule_is_the_papers(student):
     path = CONFIGS / "coco" / student / "baseline.py"
