@@ -6,8 +6,9 @@ detectron2's local process group for ``comm.get_local_rank()``) and picks the ba
 GPU per process when CUDA is available, gloo with CPU processes otherwise. It also:
 
 * checks the machine count, rank and URL before starting anything;
-* meets the other machines through its own TCP store: it logs "waiting for N processes at URL" and,
-  after ``rendezvous_timeout``, fails naming the machines that did not join;
+* meets the other machines before starting its workers: machine 0's launcher hosts the TCP store
+  at ``dist_url`` that every worker then uses; each launcher logs "waiting for N processes at URL"
+  and, after ``rendezvous_timeout``, fails naming the machines that did not join;
 * forwards SIGTERM / SIGINT to its workers, which stop cleanly after the current iteration
   (:mod:`dicod_d2.engine.interrupt`); a second signal kills them. Workers receive SIGINT when the
   launcher dies (``PR_SET_PDEATHSIG``, set by torch's spawn), even by SIGKILL, and stop the same way;
@@ -130,8 +131,7 @@ def launch(
             )
     if dist_url in (None, "auto"):
         dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
-    if num_machines > 1:
-        _log().info("waiting for %d processes at %s", world_size, dist_url)
+    store = _rendezvous(dist_url, machine_rank, num_machines, world_size, rendezvous_timeout)
     context = mp.start_processes(
         _distributed_worker,
         nprocs=num_processes_per_machine,
@@ -142,6 +142,7 @@ def launch(
         join=False,
     )
     _join(context, machine_rank, num_processes_per_machine)
+    del store  # machine 0's launcher serves the workers' store until they are done
 
 
 def _join(context, machine_rank: int, num_processes_per_machine: int) -> None:
@@ -175,32 +176,37 @@ def _join(context, machine_rank: int, num_processes_per_machine: int) -> None:
         raise TrainingInterrupted(received[0])
 
 
-def _rendezvous(dist_url: str, rank: int, world_size: int, num_processes_per_machine: int,
-                timeout: timedelta) -> dist.Store:
-    """Meet the other processes at ``dist_url`` (rank 0 hosts the store); name the missing machines."""
+def _rendezvous(dist_url: str, machine_rank: int, num_machines: int, world_size: int,
+                timeout: timedelta) -> dist.TCPStore:
+    """Meet the other machines' launchers at ``dist_url`` (machine 0 hosts the store).
+
+    Returns the store (machine 0's must live until its workers are done). Raises
+    :class:`RendezvousError` naming the machines that did not join within ``timeout``.
+    """
     url = urlparse(dist_url)
     seconds = timeout.total_seconds()
+    if num_machines > 1:
+        _log().info("waiting for %d processes (%d machines) at %s", world_size, num_machines, dist_url)
     try:
-        store = dist.TCPStore(url.hostname, url.port, world_size=None, is_master=rank == 0,
+        store = dist.TCPStore(url.hostname, url.port, is_master=machine_rank == 0,
                               timeout=timeout, wait_for_workers=False)
     except (RuntimeError, OSError) as e:
-        if rank == 0:
+        if machine_rank == 0:
             raise RendezvousError(f"cannot listen at {dist_url} ({e}): choose a free port") from None
         raise RendezvousError(
             f"machine 0 did not answer at {dist_url} within {seconds:.0f} s: start it with "
             "--machine-rank 0 and the same --dist-url, check HOST:PORT, or raise --rendezvous-timeout"
         ) from None
-    store.set(f"joined/{rank}", "1")
+    store.set(f"machine/{machine_rank}", "joined")
+    keys = [f"machine/{m}" for m in range(num_machines)]
     deadline = time.monotonic() + seconds
-    keys = [f"joined/{r}" for r in range(world_size)]
     while not store.check(keys):
         if time.monotonic() > deadline:
-            missing = [r for r, key in enumerate(keys) if not store.check([key])]
-            machines = sorted({r // num_processes_per_machine for r in missing})
+            missing = [str(m) for m, key in enumerate(keys) if not store.check([key])]
             raise RendezvousError(
-                f"machine(s) {', '.join(map(str, machines))} did not join {dist_url} within "
-                f"{seconds:.0f} s (missing ranks {missing}): start them with their --machine-rank "
-                "and the same --dist-url, or raise --rendezvous-timeout"
+                f"machine(s) {', '.join(missing)} of {num_machines} did not join {dist_url} within "
+                f"{seconds:.0f} s: start them with their --machine-rank and the same --dist-url, "
+                "or raise --rendezvous-timeout"
             )
         time.sleep(0.2)
     return store
@@ -227,8 +233,8 @@ def _distributed_worker(
     else:
         # share the machine's cores between the CPU processes instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_processes_per_machine))
-    store = _rendezvous(dist_url, global_rank, world_size, num_processes_per_machine,
-                        rendezvous_timeout)
+    url = urlparse(dist_url)
+    store = dist.TCPStore(url.hostname, url.port, is_master=False, timeout=rendezvous_timeout)
     dist.init_process_group(backend=backend, store=store, world_size=world_size, rank=global_rank,
                             timeout=timeout)
     assert comm._LOCAL_PROCESS_GROUP is None

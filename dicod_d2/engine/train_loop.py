@@ -52,11 +52,12 @@ def build_model(cfg):
 
 
 def _resumable_loader(loader_cfg):
-    """``(build, sampler)`` for ``loader_cfg`` (``cfg.dataloader.train``): ``build()`` makes the loader.
+    """``(build, start_at)`` for ``loader_cfg`` (``cfg.dataloader.train``): ``build()`` makes the
+    loader, ``start_at(iteration)`` makes its stream start at that iteration's batch.
 
     With detectron2's ``build_detection_train_loader`` and no sampler in the config, the dataset and a
     :class:`ResumableTrainingSampler` (seeded like detectron2's default sampler) are built now;
-    other loaders come with no sampler (a resumed run starts their stream afresh).
+    other loaders come with ``start_at=None`` (a resumed run starts their stream afresh).
     """
     target = loader_cfg.get("_target_")
     if isinstance(target, str):
@@ -64,22 +65,25 @@ def _resumable_loader(loader_cfg):
     if target is not build_detection_train_loader or loader_cfg.get("sampler") is not None:
         return (lambda: instantiate(loader_cfg)), None
     dataset = instantiate(loader_cfg.dataset)
-    sampler = ResumableTrainingSampler(
-        len(dataset), batch_size=loader_cfg.total_batch_size // comm.get_world_size()
-    )
+    batch_size = loader_cfg.total_batch_size // comm.get_world_size()
+    grouped = loader_cfg.get("aspect_ratio_grouping", True)  # detectron2's default
+    sampler = ResumableTrainingSampler(len(dataset), items_per_fetch=1 if grouped else batch_size)
+
+    def start_at(iteration: int) -> None:
+        sampler.start_item = iteration * batch_size
 
     def build():
         kwargs = {k: instantiate(v) for k, v in loader_cfg.items() if k not in ("_target_", "dataset")}
         return build_detection_train_loader(dataset=dataset, sampler=sampler, **kwargs)
 
-    return build, sampler
+    return build, start_at
 
 
-def _batches(build, sampler, start_iter):
+def _batches(build, start_at, start_iter):
     """Batches of the loader ``build()`` makes, from iteration ``start_iter()`` on. A generator: the
     loader is built at the first step, once a resume has set the trainer's iteration."""
-    if sampler is not None:
-        sampler.start_batch = start_iter()
+    if start_at is not None:
+        start_at(start_iter())
     yield from build()
 
 
@@ -89,8 +93,8 @@ def do_train(args, cfg):
     logger.info("Model:\n%s", model)
     cfg.optimizer.params.model = model
     optim = instantiate(cfg.optimizer)
-    build_loader, sampler = _resumable_loader(cfg.dataloader.train)
-    batches = _batches(build_loader, sampler, lambda: trainer.iter)
+    build_loader, start_at = _resumable_loader(cfg.dataloader.train)
+    batches = _batches(build_loader, start_at, lambda: trainer.iter)
 
     model = create_ddp_model(model, **cfg.train.ddp)
     trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, batches, optim)
