@@ -55,7 +55,7 @@ def _max_over_processes(value: int) -> int:
 class StopOnSignal(HookBase):
     """Record SIGTERM / SIGINT during training; after the iteration, checkpoint and stop everywhere.
 
-    Register it last. The handlers are installed in ``before_train`` and restored in ``after_train``
+    Register it after the checkpointer and evaluation, before the writer. The handlers are installed in ``before_train`` and restored in ``after_train``
     (before and after training, the signals act as usual).
     """
 

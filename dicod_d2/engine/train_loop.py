@@ -110,13 +110,14 @@ def do_train(args, cfg):
             hooks.EvalHook(cfg.train.eval_period, lambda: do_test(cfg, model)),
             # optional hooks of the config, run after the final evaluation (e.g. teacher export)
             *instantiate(cfg.train.get("extra_hooks", [])),
+            # before the writer: an interrupted iteration's metrics are written once, by after_train
+            StopOnSignal(checkpointer, cfg.train.output_dir),
             hooks.PeriodicWriter(
                 default_writers(cfg.train.output_dir, cfg.train.max_iter),
                 period=cfg.train.log_period,
             )
             if comm.is_main_process()
             else None,
-            StopOnSignal(checkpointer, cfg.train.output_dir),
         ]
     )
     if comm.is_main_process():
