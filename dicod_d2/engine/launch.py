@@ -161,8 +161,8 @@ def _join(context, machine_rank: int, num_processes_per_machine: int) -> None:
             pass
     except mp.ProcessExitedException as e:
         interrupted = TrainingInterrupted.from_exit_code(e.exit_code)
-        if interrupted is not None:
-            raise interrupted from None
+        if received or interrupted is not None:  # a worker killed before training counts too
+            raise interrupted or TrainingInterrupted(received[0]) from None
         rank = machine_rank * num_processes_per_machine + e.error_index
         how = f"signal {e.signal_name}" if e.signal_name else f"exit code {e.exit_code}"
         raise RuntimeError(

@@ -12,7 +12,6 @@ registered after the ``EvalHook``.
 """
 from __future__ import annotations
 
-import copy
 import logging
 
 from detectron2.config import instantiate
