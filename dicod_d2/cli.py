@@ -4,10 +4,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import timedelta
 from typing import Callable
 
 from .config.lazy import resolve_config_path
 from .engine.defaults import default_argument_parser
+from .engine.interrupt import TrainingInterrupted
 from .engine.launch import launch
 
 #: errors that stand for bad input: reported as one message (set DICOD_DEBUG=1 for the traceback)
@@ -30,7 +32,10 @@ def report_user_errors(fn: Callable[[], object]) -> int:
 
 
 def run_cli(main: Callable, description: str, argv: list[str] | None = None) -> int:
-    """Parse detectron2-style arguments and run ``main(args)`` in every process of the launch."""
+    """Parse detectron2-style arguments and run ``main(args)`` in every process of the launch.
+
+    Returns 0, 1 after a bad-input error, or ``128 + signum`` after a clean stop on SIGTERM / SIGINT
+    (its "resume with --resume" line is logged by the training)."""
     parser = default_argument_parser(description)
     args = parser.parse_args(argv)
 
@@ -46,6 +51,10 @@ def run_cli(main: Callable, description: str, argv: list[str] | None = None) -> 
             dist_url=args.dist_url,
             args=(args,),
             backend=args.dist_backend,
+            rendezvous_timeout=timedelta(seconds=args.rendezvous_timeout),
         )
 
-    return report_user_errors(run)
+    try:
+        return report_user_errors(run)
+    except TrainingInterrupted as e:
+        return e.exit_code

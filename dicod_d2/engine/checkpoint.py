@@ -1,7 +1,10 @@
 """A detectron2 checkpointer that writes atomically and explains unreadable files."""
 from __future__ import annotations
 
+import glob
 import os
+import re
+import zipfile
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -13,8 +16,47 @@ class AtomicCheckpointer(DetectionCheckpointer):
     """``DetectionCheckpointer`` whose ``save`` never leaves a half-written ``.pth`` behind.
 
     It also creates the output folder (fvcore's ``save`` does not) and turns a corrupt or
-    truncated checkpoint into one error that names the file.
+    truncated checkpoint into one error that names the file. On resume, a ``last_checkpoint`` that
+    names a missing or truncated file falls back to the newest complete checkpoint of the folder,
+    and the temporary files of a save killed midway are removed.
     """
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete the ``.model_*.pth.*.tmp`` files left by a save that was killed (one writer only)."""
+        if not self.save_dir:
+            return
+        for tmp in glob.glob(os.path.join(self.save_dir, ".*.pth.*.tmp")):
+            self.logger.warning("Removing %s, left by an interrupted checkpoint save", tmp)
+            os.remove(tmp)
+
+    def get_checkpoint_file(self) -> str:
+        """The checkpoint to resume from: ``last_checkpoint``'s file when it is complete, else the
+        newest complete checkpoint of the folder (by iteration; ``model_final.pth`` last), else "".
+
+        Raises:
+            FileNotFoundError: ``last_checkpoint`` names a missing or truncated file and the folder
+                holds no complete checkpoint.
+        """
+        named = super().get_checkpoint_file()
+        if named and _is_complete(named):
+            return named
+        candidates = sorted(glob.glob(os.path.join(self.save_dir, "*.pth")), key=_save_order)
+        complete = [path for path in candidates if _is_complete(path)]
+        if not named:
+            return complete[-1] if complete else ""
+        state = "truncated" if os.path.isfile(named) else "missing"
+        if not complete:
+            raise FileNotFoundError(
+                f"{os.path.join(self.save_dir, 'last_checkpoint')} names {named}, which is {state}, "
+                "and the folder holds no complete checkpoint: delete last_checkpoint (and the file) "
+                "to train from the start, or point train.output_dir at another run"
+            )
+        self.logger.warning("last_checkpoint names %s, which is %s; resuming from %s",
+                            named, state, complete[-1])
+        return complete[-1]
+
+    def has_checkpoint(self) -> bool:
+        return bool(self.get_checkpoint_file())
 
     def save(self, name: str, **kwargs) -> None:
         if not self.save_dir or not self.save_to_disk:
@@ -47,3 +89,17 @@ class AtomicCheckpointer(DetectionCheckpointer):
                 f"({type(e).__name__}: {e}). Delete it and resume from an earlier checkpoint, "
                 "or train again."
             ) from e
+
+
+def _is_complete(path: str) -> bool:
+    """Whether ``path`` is a whole ``torch.save`` zip archive (a truncated one lacks its directory)."""
+    return os.path.isfile(path) and zipfile.is_zipfile(path)
+
+
+def _save_order(path: str) -> tuple:
+    """Sort key of checkpoint files: ``model_<iteration>.pth`` by iteration, then ``*_final.pth``."""
+    name = os.path.basename(path)
+    match = re.fullmatch(r".*_(\d+)\.pth", name)
+    if match:
+        return (0, int(match.group(1)), os.path.getmtime(path))
+    return (1, 0, os.path.getmtime(path))

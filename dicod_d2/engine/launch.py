@@ -1,27 +1,60 @@
 """Launch one or several training processes, on GPUs (NCCL) or on CPUs (gloo).
 
 detectron2 0.6's ``launch`` asserts CUDA as soon as more than one process is asked for. This launcher
-keeps its signature and behaviour (``torch.multiprocessing.spawn``, ``dist_url`` with ``"auto"``,
+keeps its signature and behaviour (``torch.multiprocessing`` spawn, ``dist_url`` with ``"auto"``,
 detectron2's local process group for ``comm.get_local_rank()``) and picks the backend: NCCL with one
-GPU per process when CUDA is available, gloo with CPU processes otherwise.
+GPU per process when CUDA is available, gloo with CPU processes otherwise. It also:
+
+* checks the machine count, rank and URL before starting anything;
+* meets the other machines before starting its workers: machine 0's launcher hosts the TCP store
+  at ``dist_url`` that every worker then uses; each launcher logs "waiting for N processes at URL"
+  and, after ``rendezvous_timeout``, fails naming the machines that did not join;
+* forwards SIGTERM / SIGINT to its workers, which stop cleanly after the current iteration
+  (:mod:`dicod_d2.engine.interrupt`); a second signal kills them. Workers receive SIGINT when the
+  launcher dies (``PR_SET_PDEATHSIG``, set by torch's spawn), even by SIGKILL, and stop the same way;
+* reports a worker that died or failed, after stopping the others on its machine (the other
+  machines' workers fail on their next collective operation and stop in turn).
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import sys
+import time
 from datetime import timedelta
 from typing import Callable
+from urllib.parse import urlparse
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from detectron2.utils import comm
 
-__all__ = ["DEFAULT_TIMEOUT", "launch", "default_backend"]
+from .interrupt import STOP_SIGNALS, TrainingInterrupted
+
+__all__ = ["DEFAULT_RENDEZVOUS_TIMEOUT", "DEFAULT_TIMEOUT", "RendezvousError", "launch",
+           "default_backend"]
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
-logger = logging.getLogger(__name__)
+DEFAULT_RENDEZVOUS_TIMEOUT = timedelta(minutes=10)
+logger = logging.getLogger("dicod_d2.launch")
+
+
+class RendezvousError(RuntimeError):
+    """The processes of a multi-machine run did not all meet at the rendezvous URL."""
+
+
+def _log() -> logging.Logger:
+    """This module's logger, printing to stderr before (and outside) detectron2's logging setup."""
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[launch] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
 
 
 def default_backend() -> str:
@@ -35,6 +68,28 @@ def _find_free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _check_topology(num_processes_per_machine: int, num_machines: int, machine_rank: int,
+                    dist_url: str | None) -> None:
+    if num_processes_per_machine < 1 or num_machines < 1:
+        raise ValueError(
+            f"--num-gpus ({num_processes_per_machine}) and --num-machines ({num_machines}) must be >= 1"
+        )
+    if not 0 <= machine_rank < num_machines:
+        raise ValueError(
+            f"--machine-rank {machine_rank} is outside 0..{num_machines - 1} for --num-machines "
+            f"{num_machines}: give each machine its own rank, 0 on the machine of --dist-url"
+        )
+    if num_machines > 1 and dist_url in (None, "auto"):
+        raise ValueError(
+            "several machines need --dist-url tcp://HOST:PORT, the address of machine 0 (the same on "
+            "every machine)"
+        )
+    if dist_url not in (None, "auto"):
+        url = urlparse(dist_url)
+        if url.scheme != "tcp" or not url.hostname or not url.port:
+            raise ValueError(f"--dist-url must be tcp://HOST:PORT (machine 0's address), got '{dist_url}'")
+
+
 def launch(
     main_func: Callable,
     num_processes_per_machine: int,
@@ -44,15 +99,23 @@ def launch(
     args: tuple = (),
     timeout: timedelta = DEFAULT_TIMEOUT,
     backend: str | None = None,
+    rendezvous_timeout: timedelta = DEFAULT_RENDEZVOUS_TIMEOUT,
 ) -> None:
     """Run ``main_func(*args)`` in ``num_processes_per_machine × num_machines`` processes.
 
     Args:
         num_processes_per_machine: processes on this machine (one per GPU with NCCL; CPU processes
             with gloo).
-        dist_url: ``tcp://host:port`` of machine 0 (``"auto"``: a free local port, one machine only).
+        dist_url: ``tcp://host:port`` of machine 0 (``"auto"``/None: a free local port, one machine only).
+        timeout: how long a collective operation may wait for the other processes.
         backend: ``"nccl"``, ``"gloo"`` or None (NCCL if CUDA is available, else gloo).
+        rendezvous_timeout: how long the processes wait for each other at the start.
+
+    Raises:
+        TrainingInterrupted: the workers stopped cleanly on SIGTERM / SIGINT.
+        RuntimeError: a worker died (signal or exit code); ``ProcessRaisedException``: a worker raised.
     """
+    _check_topology(num_processes_per_machine, num_machines, machine_rank, dist_url)
     world_size = num_machines * num_processes_per_machine
     if world_size <= 1:
         main_func(*args)
@@ -67,19 +130,86 @@ def launch(
                 f"{torch.cuda.device_count()} GPUs are visible: lower --num-gpus"
             )
     if dist_url in (None, "auto"):
-        if num_machines > 1:
-            raise ValueError("several machines need an explicit --dist-url tcp://HOST:PORT of machine 0")
         dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
-    if num_machines > 1 and dist_url.startswith("file://"):
-        logger.warning("file:// is not a reliable init_method across machines; prefer tcp://")
-    mp.start_processes(
+    store = _rendezvous(dist_url, machine_rank, num_machines, world_size, rendezvous_timeout)
+    context = mp.start_processes(
         _distributed_worker,
         nprocs=num_processes_per_machine,
         args=(main_func, world_size, num_processes_per_machine, machine_rank, dist_url, args,
-              timeout, backend),
+              timeout, backend, rendezvous_timeout, os.getpid()),
         daemon=False,
         start_method="spawn",
+        join=False,
     )
+    _join(context, machine_rank, num_processes_per_machine)
+    del store  # machine 0's launcher serves the workers' store until they are done
+
+
+def _join(context, machine_rank: int, num_processes_per_machine: int) -> None:
+    """Wait for the workers, forwarding SIGTERM / SIGINT (a second one kills them)."""
+    received = []
+
+    def forward(signum, frame):
+        received.append(signum)
+        for process in context.processes:
+            if process.is_alive():
+                os.kill(process.pid, signum if len(received) == 1 else signal.SIGKILL)
+
+    previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
+    try:
+        while not context.join(grace_period=10):
+            pass
+    except mp.ProcessExitedException as e:
+        interrupted = TrainingInterrupted.from_exit_code(e.exit_code)
+        if received or interrupted is not None:  # a worker killed before training counts too
+            raise interrupted or TrainingInterrupted(received[0]) from None
+        rank = machine_rank * num_processes_per_machine + e.error_index
+        how = f"signal {e.signal_name}" if e.signal_name else f"exit code {e.exit_code}"
+        raise RuntimeError(
+            f"process {e.error_index} of machine {machine_rank} (rank {rank}) died with {how}; "
+            "the other processes of this machine were stopped. Restart every machine with --resume."
+        ) from None
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received:
+        raise TrainingInterrupted(received[0])
+
+
+def _rendezvous(dist_url: str, machine_rank: int, num_machines: int, world_size: int,
+                timeout: timedelta) -> dist.TCPStore:
+    """Meet the other machines' launchers at ``dist_url`` (machine 0 hosts the store).
+
+    Returns the store (machine 0's must live until its workers are done). Raises
+    :class:`RendezvousError` naming the machines that did not join within ``timeout``.
+    """
+    url = urlparse(dist_url)
+    seconds = timeout.total_seconds()
+    if num_machines > 1:
+        _log().info("waiting for %d processes (%d machines) at %s", world_size, num_machines, dist_url)
+    try:
+        store = dist.TCPStore(url.hostname, url.port, is_master=machine_rank == 0,
+                              timeout=timeout, wait_for_workers=False)
+    except (RuntimeError, OSError) as e:
+        if machine_rank == 0:
+            raise RendezvousError(f"cannot listen at {dist_url} ({e}): choose a free port") from None
+        raise RendezvousError(
+            f"machine 0 did not answer at {dist_url} within {seconds:.0f} s: start it with "
+            "--machine-rank 0 and the same --dist-url, check HOST:PORT, or raise --rendezvous-timeout"
+        ) from None
+    store.set(f"machine/{machine_rank}", "joined")
+    keys = [f"machine/{m}" for m in range(num_machines)]
+    deadline = time.monotonic() + seconds
+    while not store.check(keys):
+        if time.monotonic() > deadline:
+            missing = [str(m) for m, key in enumerate(keys) if not store.check([key])]
+            raise RendezvousError(
+                f"machine(s) {', '.join(missing)} of {num_machines} did not join {dist_url} within "
+                f"{seconds:.0f} s: start them with their --machine-rank and the same --dist-url, "
+                "or raise --rendezvous-timeout"
+            )
+        time.sleep(0.2)
+    return store
 
 
 def _distributed_worker(
@@ -92,21 +222,21 @@ def _distributed_worker(
     args: tuple,
     timeout: timedelta,
     backend: str,
+    rendezvous_timeout: timedelta,
+    launcher_pid: int,
 ) -> None:
+    if os.getppid() != launcher_pid:  # the launcher died before torch set PR_SET_PDEATHSIG
+        sys.exit(1)
     global_rank = machine_rank * num_processes_per_machine + local_rank
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
     else:
         # share the machine's cores between the CPU processes instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_processes_per_machine))
-    try:
-        dist.init_process_group(
-            backend=backend, init_method=dist_url, world_size=world_size, rank=global_rank,
-            timeout=timeout,
-        )
-    except Exception:
-        logger.error("process group URL: %s", dist_url)
-        raise
+    url = urlparse(dist_url)
+    store = dist.TCPStore(url.hostname, url.port, is_master=False, timeout=rendezvous_timeout)
+    dist.init_process_group(backend=backend, store=store, world_size=world_size, rank=global_rank,
+                            timeout=timeout)
     assert comm._LOCAL_PROCESS_GROUP is None
     for i in range(world_size // num_processes_per_machine):
         ranks = list(range(i * num_processes_per_machine, (i + 1) * num_processes_per_machine))
@@ -116,6 +246,8 @@ def _distributed_worker(
     comm.synchronize()
     try:
         main_func(*args)
-    finally:
         comm.synchronize()
+    except TrainingInterrupted as e:
+        sys.exit(e.exit_code)  # the launcher reads the signal from the exit code
+    finally:
         dist.destroy_process_group()

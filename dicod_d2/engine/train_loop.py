@@ -2,7 +2,10 @@
 
 It follows detectron2's ``tools/lazyconfig_train_net.py`` with: the CPU/GPU launcher of
 :mod:`dicod_d2.engine.launch`, an atomic checkpointer holding the optimizer, scheduler and
-iteration, strict config overrides and clear errors. The config provides ``model``,
+iteration, strict config overrides and clear errors, and for long or preempted runs: a data stream that a
+resumed run continues (:class:`dicod_d2.data.samplers.ResumableTrainingSampler`), a clean stop on
+SIGTERM / SIGINT (:mod:`dicod_d2.engine.interrupt`) and rank 0's BatchNorm statistics on every
+process (:mod:`dicod_d2.engine.buffers`). The config provides ``model``,
 ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier`` and ``train`` (see
 ``configs/common/train.py``); ``train.extra_hooks`` (optional) lists more detectron2 hooks,
 registered after the ``EvalHook``.
@@ -12,13 +15,18 @@ from __future__ import annotations
 import logging
 
 from detectron2.config import instantiate
+from detectron2.data import build_detection_train_loader
 from detectron2.engine import AMPTrainer, SimpleTrainer, default_writers, hooks
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+from detectron2.utils.registry import locate
 
 from ..config.lazy import load_config
+from ..data.samplers import ResumableTrainingSampler
+from .buffers import BroadcastBuffers
 from .checkpoint import AtomicCheckpointer
 from .defaults import create_ddp_model, setup
+from .interrupt import StopOnSignal
 
 logger = logging.getLogger("dicod_d2")
 
@@ -42,27 +50,67 @@ def build_model(cfg):
     return model
 
 
+def _resumable_loader(loader_cfg):
+    """``(build, start_at)`` for ``loader_cfg`` (``cfg.dataloader.train``): ``build()`` makes the
+    loader, ``start_at(iteration)`` makes its stream start at that iteration's batch.
+
+    With detectron2's ``build_detection_train_loader`` and no sampler in the config, the dataset and a
+    :class:`ResumableTrainingSampler` (seeded like detectron2's default sampler) are built now;
+    other loaders come with ``start_at=None`` (a resumed run starts their stream afresh).
+    """
+    target = loader_cfg.get("_target_")
+    if isinstance(target, str):
+        target = locate(target)
+    if target is not build_detection_train_loader or loader_cfg.get("sampler") is not None:
+        return (lambda: instantiate(loader_cfg)), None
+    dataset = instantiate(loader_cfg.dataset)
+    batch_size = loader_cfg.total_batch_size // comm.get_world_size()
+    grouped = loader_cfg.get("aspect_ratio_grouping", True)  # detectron2's default
+    sampler = ResumableTrainingSampler(len(dataset), items_per_fetch=1 if grouped else batch_size)
+
+    def start_at(iteration: int) -> None:
+        sampler.start_item = iteration * batch_size
+
+    def build():
+        kwargs = {k: instantiate(v) for k, v in loader_cfg.items() if k not in ("_target_", "dataset")}
+        return build_detection_train_loader(dataset=dataset, sampler=sampler, **kwargs)
+
+    return build, start_at
+
+
+def _batches(build, start_at, start_iter):
+    """Batches of the loader ``build()`` makes, from iteration ``start_iter()`` on. A generator: the
+    loader is built at the first step, once a resume has set the trainer's iteration."""
+    if start_at is not None:
+        start_at(start_iter())
+    yield from build()
+
+
 def do_train(args, cfg):
     """Train with detectron2's hooks: timer, LR schedule, checkpoints, evaluation, writers."""
     model = build_model(cfg)
     logger.info("Model:\n%s", model)
     cfg.optimizer.params.model = model
     optim = instantiate(cfg.optimizer)
-    train_loader = instantiate(cfg.dataloader.train)
+    build_loader, start_at = _resumable_loader(cfg.dataloader.train)
+    batches = _batches(build_loader, start_at, lambda: trainer.iter)
 
     model = create_ddp_model(model, **cfg.train.ddp)
-    trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, train_loader, optim)
+    trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, batches, optim)
     checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     trainer.register_hooks(
         [
             hooks.IterationTimer(),
             hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+            BroadcastBuffers() if comm.get_world_size() > 1 else None,
             hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer)
             if comm.is_main_process()
             else None,
             hooks.EvalHook(cfg.train.eval_period, lambda: do_test(cfg, model)),
             # optional hooks of the config, run after the final evaluation (e.g. teacher export)
             *instantiate(cfg.train.get("extra_hooks", [])),
+            # before the writer: an interrupted iteration's metrics are written once, by after_train
+            StopOnSignal(checkpointer, cfg.train.output_dir),
             hooks.PeriodicWriter(
                 default_writers(cfg.train.output_dir, cfg.train.max_iter),
                 period=cfg.train.log_period,
@@ -71,6 +119,8 @@ def do_train(args, cfg):
             else None,
         ]
     )
+    if comm.is_main_process():
+        checkpointer.remove_stale_temporaries()
     checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
     # the checkpoint holds the iteration that just finished: start at the next one
     start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0

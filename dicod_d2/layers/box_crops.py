@@ -6,6 +6,10 @@ absolute pixels, detectron2's convention: pixel ``i`` covers ``[i, i + 1)``, its
 with bilinear interpolation; coordinates beyond the outermost pixel centres take the border value.
 
 Box preparation (shared by both crops, see :func:`prepare_boxes`):
+  0. a non-finite coordinate (a diverging detector's NaN or ±inf prediction) is replaced by a finite one
+     (NaN → 0, ±inf → the dtype's largest finite value) without a host sync, so the sampler never sees a
+     NaN grid (the CPU backward of ``grid_sample`` crashes on one); its gradient is zero, and the run's
+     non-finite loss is left for the trainer's finite-loss check to report;
   1. coordinates are clipped to the image tensor, ``[0, W] × [0, H]`` (with a padded batch this is
      the padded size: the padding is sampled like image content);
   2. a width or height below ``MIN_BOX_SIZE`` (1 px) — a degenerate, inverted or fully outside box —
@@ -62,10 +66,12 @@ def _check_inputs(images: Tensor, boxes: Tensor, batch_index: Tensor, size: int)
 
 
 def prepare_boxes(boxes: Tensor, height: int, width: int) -> Tensor:
-    """Clip ``boxes`` [N, 4] (XYXY px) to ``[0, width] × [0, height]`` and enforce ``MIN_BOX_SIZE``.
+    """Make ``boxes`` [N, 4] (XYXY px) finite, clip them to ``[0, width] × [0, height]`` and enforce
+    ``MIN_BOX_SIZE``.
 
-    Returns [N, 4] XYXY px, differentiable (see the module docstring for the zero-gradient cases).
+    Returns [N, 4] XYXY px, finite, differentiable (see the module docstring for the zero-gradient cases).
     """
+    boxes = torch.nan_to_num(boxes, nan=0.0)
     x = boxes[:, 0::2].clamp(0.0, float(width))  # [N, 2]: x1, x2
     y = boxes[:, 1::2].clamp(0.0, float(height))
     out = []

@@ -1,11 +1,18 @@
-"""Several CPU processes (gloo) train through the project's launcher and stay in sync."""
+"""Several CPU processes (gloo) train through the project's launcher and stay in sync; bad topologies
+and machines that do not join fail at once with a message."""
+import subprocess
 import sys
+import textwrap
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import torch
 
-from dicod_d2.engine.launch import default_backend, launch
+from dicod_d2.cli import run_cli
+from dicod_d2.engine.launch import RendezvousError, _find_free_port, default_backend, launch
+from dicod_d2.engine.train_loop import main
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned children inherit sys.path
 from _dist_worker import train_and_dump  # noqa: E402
@@ -25,21 +32,79 @@ def test_nccl_without_cuda_fails_clearly():
         launch(print, 2, backend="nccl")
 
 
+def _assert_identical(state0: dict, state1: dict) -> None:
+    """Same parameters and same BatchNorm statistics (rank 0's, broadcast after every iteration)."""
+    assert state0.keys() == state1.keys()
+    assert any("running_mean" in k for k in state0), "the model has no BatchNorm statistics"
+    for k in state0:
+        assert torch.equal(state0[k], state1[k]), k
+
+
 @pytest.mark.slow
-def test_two_gloo_processes_train_and_end_with_identical_weights(tiny_fashiondet, tmp_path):
+def test_two_machines_end_with_identical_parameters_and_batchnorm_statistics(tiny_fashiondet, tmp_path):
+    """Two launchers on this host, --num-machines 2 --machine-rank 0|1, one gloo process each."""
     overrides = TINY_OVERRIDES + [
-        "train.max_iter=3", "train.eval_period=0", "train.checkpointer.period=100",
-        f"train.output_dir={tmp_path / 'run'}", "dataloader.train.total_batch_size=2",
+        "train.max_iter=2", "train.eval_period=0", "train.checkpointer.period=100",
+        f"train.output_dir={tmp_path / 'run'}",
     ]
-    config = str(REPO / "configs/fashiondet/faster_rcnn_baseline.py")
-    launch(train_and_dump, 2, dist_url="auto", args=(config, overrides, str(tmp_path)),
-           backend="gloo")
-    r0 = torch.load(tmp_path / "rank0.pth")
-    r1 = torch.load(tmp_path / "rank1.pth")
-    assert r0["world_size"] == r1["world_size"] == 2
-    assert r0["iter"] == r1["iter"] == 3  # iterations 0, 1, 2 ran
-    assert r0["state"].keys() == r1["state"].keys()
-    for k in r0["state"]:
-        if "num_batches_tracked" in k or "running_" in k:
-            continue  # BN statistics are per process (broadcast_buffers=False)
-        assert torch.equal(r0["state"][k], r1["state"][k]), k
+    url = f"tcp://127.0.0.1:{_find_free_port()}"
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from _dist_worker import train_and_dump
+        from dicod_d2.engine.launch import launch
+        if __name__ == "__main__":
+            launch(train_and_dump, 1, num_machines=2, machine_rank=int(sys.argv[1]), dist_url={url!r},
+                   args=({str(REPO / "configs/fashiondet/faster_rcnn_baseline.py")!r}, {overrides!r},
+                         {str(tmp_path)!r}), backend="gloo")
+    """)
+    script = tmp_path / "machine.py"
+    script.write_text(code)
+    machine1 = subprocess.Popen([sys.executable, str(script), "1"], stderr=subprocess.PIPE, text=True)
+    try:  # machine 0 in this process
+        launch(train_and_dump, 1, num_machines=2, machine_rank=0, dist_url=url,
+               args=(str(REPO / "configs/fashiondet/faster_rcnn_baseline.py"), overrides, str(tmp_path)),
+               backend="gloo")
+    finally:
+        log1 = machine1.communicate(timeout=300)[1]
+    assert machine1.returncode == 0, log1
+    assert f"waiting for 2 processes (2 machines) at {url}" in log1
+    r0, r1 = torch.load(tmp_path / "rank0.pth"), torch.load(tmp_path / "rank1.pth")
+    assert r0["world_size"] == r1["world_size"] == 2 and r0["iter"] == r1["iter"] == 2
+    _assert_identical(r0["state"], r1["state"])
+
+
+def _cli(capsys, *argv):
+    rc = run_cli(main, "test", ["--config-file", str(REPO / "configs/fashiondet/faster_rcnn_baseline.py"),
+                                *argv])
+    return rc, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--num-machines", "2"], "several machines need --dist-url tcp://HOST:PORT"),
+    (["--num-machines", "2", "--machine-rank", "2", "--dist-url", "tcp://127.0.0.1:29500"],
+     "--machine-rank 2 is outside 0..1"),
+    (["--num-machines", "2", "--machine-rank", "-1", "--dist-url", "tcp://127.0.0.1:29500"],
+     "--machine-rank -1 is outside 0..1"),
+    (["--num-machines", "2", "--machine-rank", "1", "--dist-url", "127.0.0.1:29500"],
+     "--dist-url must be tcp://HOST:PORT"),
+])
+def test_bad_topology_fails_at_once(capsys, argv, message):
+    start = time.monotonic()
+    rc, err = _cli(capsys, *argv)
+    assert rc == 1 and err.startswith("error: ") and message in err, err
+    assert time.monotonic() - start < 5
+
+
+def test_machines_that_do_not_join_are_named_after_the_rendezvous_timeout(capsys):
+    url = f"tcp://127.0.0.1:{_find_free_port()}"
+    start = time.monotonic()
+    with pytest.raises(RendezvousError, match=r"machine\(s\) 1, 2 of 3 did not join .* within 1 s"):
+        launch(print, 1, num_machines=3, machine_rank=0, dist_url=url, backend="gloo",
+               rendezvous_timeout=timedelta(seconds=1))
+    assert time.monotonic() - start < 10
+    assert f"waiting for 3 processes (3 machines) at {url}" in capsys.readouterr().err
+    # machine 1 without machine 0
+    with pytest.raises(RendezvousError, match="machine 0 did not answer"):
+        launch(print, 1, num_machines=2, machine_rank=1, dist_url=url, backend="gloo",
+               rendezvous_timeout=timedelta(seconds=1))

@@ -1,4 +1,7 @@
 """Box crops (sample points kept off integer pixel positions where gradients are checked): roi_align vs per-box reference, roi_align vs differentiable crop, gradients, memory."""
+import subprocess
+import sys
+import textwrap
 import time
 
 import numpy as np
@@ -140,6 +143,31 @@ def test_degenerate_border_and_outside_boxes_give_finite_values_and_gradients(ba
     assert boxes.grad[0].abs().min() > 0  # an inside box moves on all four coordinates
     assert (boxes.grad[6] == 0).all()  # a far-outside box is clipped: no gradient, no NaN
     assert boxes.grad[4].abs().sum() > 0  # a zero-size box still moves through its centre
+
+
+def test_non_finite_boxes_never_reach_the_sampler():
+    # grid_sample's CPU backward crashes the process (SIGSEGV) on a NaN grid: run in a child process
+    code = textwrap.dedent("""
+        import torch
+        from dicod_d2.layers import crop_boxes_differentiable, crop_boxes_roi_align, prepare_boxes
+        nan, inf = float("nan"), float("inf")
+        images = torch.rand(2, 3, 16, 16, requires_grad=True)
+        boxes = torch.tensor([[1.0, 2.0, 9.0, 12.0], [nan, 3.0, 8.0, nan], [-inf, 1.0, inf, 5.0]],
+                             requires_grad=True)
+        index = torch.tensor([0, 0, 1])
+        assert torch.isfinite(prepare_boxes(boxes, 16, 16)).all()
+        assert torch.isfinite(crop_boxes_roi_align(images, boxes, index, 4)).all()
+        crops = crop_boxes_differentiable(images, boxes, index, 4)
+        assert torch.isfinite(crops).all()
+        crops.sum().backward()
+        assert torch.isfinite(boxes.grad).all() and torch.isfinite(images.grad).all()
+        assert boxes.grad[1, 0] == 0 and boxes.grad[1, 3] == 0  # the NaN coordinates
+        assert boxes.grad[0].abs().min() > 0
+        print("finite")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"exit code {done.returncode}: {done.stderr[-2000:]}"
+    assert done.stdout.strip() == "finite"
 
 
 def test_empty_inputs(batch):
