@@ -17,6 +17,8 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 
 from ..config.lazy import load_config
+from ..errors import CheckpointError, ConfigError
+from ..teacher import is_teacher_file
 from .checkpoint import AtomicCheckpointer
 from .defaults import create_ddp_model, setup
 
@@ -78,9 +80,36 @@ def do_train(args, cfg):
     return trainer
 
 
+def eval_only_checkpoint(cfg, what: str) -> str:
+    """``cfg.train.init_checkpoint``, which an ``--eval-only`` run evaluates.
+
+    Raises:
+        ConfigError: it is not set (the run would evaluate random weights); ``what`` says what to give.
+    """
+    if not cfg.train.init_checkpoint:
+        raise ConfigError(
+            f"--eval-only needs train.init_checkpoint={what}; without it the randomly initialised "
+            "model would be evaluated"
+        )
+    return cfg.train.init_checkpoint
+
+
+def check_student_checkpoint(path: str) -> None:
+    """Raise :class:`CheckpointError` when ``path`` is a teacher file, not a detector checkpoint."""
+    if path and is_teacher_file(path):
+        raise CheckpointError(
+            f"train.init_checkpoint '{path}' is a teacher file, not a detector checkpoint: give the "
+            "teacher as model.distiller.teacher.path and a detector checkpoint (model_final.pth) "
+            "or backbone weights as train.init_checkpoint"
+        )
+
+
 def main(args):
     """Entry point run in every process by the launcher."""
     cfg = load_config(args.config_file, args.opts)
+    if args.eval_only:
+        eval_only_checkpoint(cfg, "<output_dir>/model_final.pth")
+    check_student_checkpoint(cfg.train.init_checkpoint)
     setup(cfg, args)
     if args.eval_only:
         model = build_model(cfg)

@@ -90,6 +90,13 @@ class DICODDistiller:
             )
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}.")
+        if kd_cls_weight < 0 or loc_weight < 0:
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                f"loss weights must be >= 0 (a negative weight rewards the error), got "
+                f"kd_cls_weight={kd_cls_weight}, loc_weight={loc_weight}."
+            )
         if input_format not in ("BGR", "RGB"):
             raise ValueError(f"input_format must be 'BGR' or 'RGB', got {input_format!r}.")
         loc_layers = tuple(loc_layers)
