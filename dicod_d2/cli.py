@@ -1,17 +1,15 @@
 """Shared command-line entry for the training scripts: parse, launch, report errors clearly."""
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Callable
 
 from .config.lazy import resolve_config_path
 from .data.coco_json import register_coco_json  # importing dicod_d2.data registers FashionDet
-from .errors import USER_ERRORS
 from .engine.defaults import default_argument_parser
 from .engine.launch import launch
-
+from .errors import USER_ERRORS
 
 
 def report_user_errors(fn: Callable[[], object]) -> int:
@@ -22,7 +20,6 @@ def report_user_errors(fn: Callable[[], object]) -> int:
     except USER_ERRORS as e:
         if os.environ.get("DICOD_DEBUG"):
             raise
-        logging.getLogger("dicod_d2").debug("error", exc_info=True)
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
