@@ -110,7 +110,7 @@ class TeacherClassifier(nn.Module):
         """
         unknown = [name for name in layers if name not in FEATURE_LAYERS]
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown teacher layer(s) {unknown}; choose among {list(FEATURE_LAYERS)}"
             )
         wanted = set(layers)

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from .classifiers import TeacherClassifier
 from .teacher_file import TeacherFileError, TeacherMeta, read_teacher_file
 
@@ -57,7 +58,7 @@ class FrozenTeacher:
                 f"'{model.arch}' with {model.num_classes} classes"
             )
         if amp_dtype not in _AMP_DTYPES:
-            raise ValueError(f"amp_dtype must be one of {list(_AMP_DTYPES)}, got {amp_dtype!r}.")
+            raise ConfigError(f"amp_dtype must be one of {list(_AMP_DTYPES)}, got {amp_dtype!r}.")
         self.model = model.eval().requires_grad_(False)
         self.meta = meta
         self.path = path

@@ -1,4 +1,6 @@
 """Bad input to tools/lazyconfig_train_net.py ends with one clear message and writes nothing."""
+import json
+
 import pytest
 from _helpers import REPO, TINY_OVERRIDES, copy_as_own_coco, write_random_teacher
 
@@ -127,3 +129,18 @@ def test_bad_images_of_an_own_dataset_in_one_line(capsys, tmp_path, tiny_fashion
     assert rc == 1
     assert err.startswith("error: dataset 'mine': 1 of 48 images cannot be used")
     assert f"'{missing}': missing" in err
+
+
+def test_dataset_with_another_number_of_classes(capsys, tmp_path, tiny_fashiondet):
+    own = copy_as_own_coco(tiny_fashiondet, tmp_path / "own")
+    coco = json.loads(own["val"].read_text())
+    coco["categories"] = coco["categories"][:3]
+    coco["annotations"] = [a for a in coco["annotations"] if a["category_id"] <= 3]
+    own["val"].write_text(json.dumps(coco))
+    rc, err = _cli(capsys, "--config-file", CONFIG, "--register-coco", "three", str(own["val"]),
+                   str(own["images"]), *TINY_OVERRIDES, "dataloader.train.dataset.names=three",
+                   "dataloader.test.dataset.names=three", "train.max_iter=1", f"train.output_dir={tmp_path}/o")
+    assert rc == 1
+    assert err == ("error: model.roi_heads.num_classes=10 but dataset 'three' has 3 classes "
+                   "(T-shirt/top, Trouser, Pullover): set model.roi_heads.num_classes=3")
+    assert not (tmp_path / "o").exists()
