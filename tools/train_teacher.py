@@ -18,14 +18,14 @@ from dicod_d2.cli import run_cli
 from dicod_d2.config.lazy import load_config
 from dicod_d2.engine.defaults import create_ddp_model, setup
 from dicod_d2.engine.teacher_export import load_classifier_weights
-from dicod_d2.engine.train_loop import build_model, do_test, do_train, eval_only_checkpoint
+from dicod_d2.engine.train_loop import build_model, check_eval_only_checkpoint, do_test, do_train
 
 
 def main(args):
     """Entry point run in every process by the launcher."""
     cfg = load_config(args.config_file, args.opts)
     if args.eval_only:
-        eval_only_checkpoint(cfg, "<teacher.pth or model_*.pth>")
+        check_eval_only_checkpoint(cfg, "<teacher.pth or model_*.pth>")
     setup(cfg, args)
     if args.eval_only:
         cfg.model.init_weights = None  # the checkpoint replaces them

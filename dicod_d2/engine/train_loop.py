@@ -82,18 +82,14 @@ def do_train(args, cfg):
     return trainer
 
 
-def eval_only_checkpoint(cfg, what: str) -> str:
-    """``cfg.train.init_checkpoint``, which an ``--eval-only`` run evaluates.
-
-    Raises:
-        ConfigError: it is not set (the run would evaluate random weights); ``what`` says what to give.
-    """
+def check_eval_only_checkpoint(cfg, what: str) -> None:
+    """Raise :class:`ConfigError` when ``cfg.train.init_checkpoint``, the weights an
+    ``--eval-only`` run evaluates, is not set (``what`` says what to give)."""
     if not cfg.train.init_checkpoint:
         raise ConfigError(
             f"--eval-only needs train.init_checkpoint={what}; without it the randomly initialised "
             "model would be evaluated"
         )
-    return cfg.train.init_checkpoint
 
 
 def check_student_checkpoint(path: str) -> None:
@@ -129,7 +125,7 @@ def main(args):
     """Entry point run in every process by the launcher."""
     cfg = load_config(args.config_file, args.opts)
     if args.eval_only:
-        eval_only_checkpoint(cfg, "<output_dir>/model_final.pth")
+        check_eval_only_checkpoint(cfg, "<output_dir>/model_final.pth")
     check_student_checkpoint(cfg.train.init_checkpoint)
     check_num_classes(cfg)
     setup(cfg, args)
