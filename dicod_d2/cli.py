@@ -1,19 +1,17 @@
 """Shared command-line entry for the training scripts: parse, launch, report errors clearly."""
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from datetime import timedelta
 from typing import Callable
 
 from .config.lazy import resolve_config_path
+from .data.coco_json import register_coco_json  # importing dicod_d2.data registers FashionDet
 from .engine.defaults import default_argument_parser
 from .engine.interrupt import TrainingInterrupted
 from .engine.launch import launch
-
-#: errors that stand for bad input: reported as one message (set DICOD_DEBUG=1 for the traceback)
-USER_ERRORS = (FileNotFoundError, PermissionError, KeyError, ValueError, RuntimeError, OSError)
+from .errors import USER_ERRORS
 
 
 def report_user_errors(fn: Callable[[], object]) -> int:
@@ -24,15 +22,24 @@ def report_user_errors(fn: Callable[[], object]) -> int:
     except USER_ERRORS as e:
         if os.environ.get("DICOD_DEBUG"):
             raise
-        logging.getLogger("dicod_d2").debug("error", exc_info=True)
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
 
 
+def register_datasets_and_run(main: Callable, args) -> object:
+    """Register the ``--register-coco`` datasets in this process, then return ``main(args)``.
+
+    Runs in every launched process (a spawned process starts with detectron2's catalogs empty;
+    importing this module registers the built-in datasets)."""
+    for name, json_file, image_root in args.register_coco:
+        register_coco_json(name, json_file, image_root)
+    return main(args)
+
+
 def run_cli(main: Callable, description: str, argv: list[str] | None = None) -> int:
-    """Parse detectron2-style arguments and run ``main(args)`` in every process of the launch.
+    """Parse detectron2-style arguments and run ``main(args)`` in every process of the launch,
+    after registering the datasets of ``--register-coco``.
 
     Returns 0, 1 after a bad-input error, or ``128 + signum`` after a clean stop on SIGTERM / SIGINT
     (its "resume with --resume" line is logged by the training)."""
@@ -41,15 +48,15 @@ def run_cli(main: Callable, description: str, argv: list[str] | None = None) -> 
 
     def run() -> None:
         args.config_file = str(resolve_config_path(args.config_file))
-        import dicod_d2.data  # noqa: F401  registers the built-in datasets
-
+        for name, json_file, image_root in args.register_coco:  # bad paths fail before the launch
+            register_coco_json(name, json_file, image_root)
         launch(
-            main,
+            register_datasets_and_run,
             args.num_gpus,
             num_machines=args.num_machines,
             machine_rank=args.machine_rank,
             dist_url=args.dist_url,
-            args=(args,),
+            args=(main, args),
             backend=args.dist_backend,
             rendezvous_timeout=timedelta(seconds=args.rendezvous_timeout),
         )

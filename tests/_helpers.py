@@ -28,3 +28,24 @@ def write_random_teacher(path, class_names, input_size: int, seed: int = 0) -> s
                        IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD)
     save_teacher_file(path, model, meta)
     return str(path)
+
+
+def copy_as_own_coco(tiny_folder, dest) -> dict:
+    """Copy the tiny FashionDet to ``dest`` as a user's own COCO dataset: ``dest/images/`` (train
+    and val images side by side) and ``dest/{train,val}.json``. Returns the paths by name."""
+    import json
+    import shutil
+
+    dest = Path(dest)
+    images = dest / "images"
+    images.mkdir(parents=True)
+    paths = {"images": images}
+    for split in ("train", "val"):
+        coco = json.loads((Path(tiny_folder) / f"annotations/instances_{split}.json").read_text())
+        for img in coco["images"]:
+            name = Path(img["file_name"]).name
+            shutil.copy(Path(tiny_folder) / split / name, images / f"{split}_{name}")
+            img["file_name"] = f"{split}_{name}"
+        paths[split] = dest / f"{split}.json"
+        paths[split].write_text(json.dumps(coco))
+    return paths

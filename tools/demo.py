@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from dicod_d2.cli import report_user_errors
+from dicod_d2.errors import ConfigError
 
 #: --quick: the "quick" FashionDet split and schedules that finish in about 3 minutes
 QUICK = {"preset": "quick", "teacher_iters": 150, "student_iters": 80}
@@ -48,12 +49,12 @@ def main(argv=None) -> Path:
     for key in ("teacher_iters", "student_iters"):
         if getattr(args, key) is not None:
             if getattr(args, key) <= 0:
-                raise ValueError(f"--{key.replace('_', '-')} must be a positive number of iterations")
+                raise ConfigError(f"--{key.replace('_', '-')} must be a positive number of iterations")
             quick[key] = getattr(args, key)
     if args.parallel < 1:
-        raise ValueError("--parallel must be at least 1")
+        raise ConfigError("--parallel must be at least 1")
     if len(set(args.seeds)) != len(args.seeds):
-        raise ValueError(f"--seeds has repeated values: {args.seeds}")
+        raise ConfigError(f"--seeds has repeated values: {args.seeds}")
     out = Path(args.out or ("output/demo_quick" if args.quick else "output/demo"))
     settings = DemoSettings(out_dir=out, seeds=tuple(args.seeds), students=tuple(args.students),
                             ablation=args.ablation,

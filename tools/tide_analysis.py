@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from detectron2.utils.logger import setup_logger
+
+from dicod_d2.errors import USER_ERRORS
 from dicod_d2.evaluation.tide_analysis import (
     DEFAULT_THRESHOLDS,
-    TideInputError,
     analyze,
     format_main_errors,
     parse_named_paths,
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logger(name="dicod_d2")
     try:
         summary = analyze(
             args.gt,
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
             thresholds=args.thresholds,
             save_pdf=not args.no_pdf,
         )
-    except (TideInputError, FileNotFoundError) as e:
+    except USER_ERRORS as e:
         parser.error(str(e))
     print("TIDE main errors (dAP, fg IoU 0.5, bg IoU 0.1):")
     print(format_main_errors(summary))

@@ -14,24 +14,20 @@ EvalHook with top-1/top-5 on the val crops, TensorBoard, log with ETA) and ends 
 """
 import sys
 
-from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
-
 from dicod_d2.cli import run_cli
 from dicod_d2.config.lazy import load_config
 from dicod_d2.engine.defaults import create_ddp_model, setup
 from dicod_d2.engine.teacher_export import load_classifier_weights
-from dicod_d2.engine.train_loop import build_model, do_test, do_train
+from dicod_d2.engine.train_loop import build_model, check_eval_only_checkpoint, do_test, do_train
 
 
 def main(args):
     """Entry point run in every process by the launcher."""
     cfg = load_config(args.config_file, args.opts)
-    setup(cfg, args)
-    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="dicod_d2")
     if args.eval_only:
-        if not cfg.train.init_checkpoint:
-            raise ValueError("--eval-only needs train.init_checkpoint=<teacher.pth or model_*.pth>")
+        check_eval_only_checkpoint(cfg, "<teacher.pth or model_*.pth>")
+    setup(cfg, args)
+    if args.eval_only:
         cfg.model.init_weights = None  # the checkpoint replaces them
         model = build_model(cfg)
         load_classifier_weights(model, cfg.train.init_checkpoint)

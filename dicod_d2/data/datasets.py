@@ -19,6 +19,8 @@ from pathlib import Path
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
+from ..errors import DataError
+from .coco_json import check_registered
 from .fashion_mnist import FASHION_MNIST_CLASSES
 from .fashiondet import PRESET_DIRNAMES, SPLIT_SOURCES, split_paths
 
@@ -86,12 +88,21 @@ def register_all_fashiondet(root: str | os.PathLike | None = None) -> list[str]:
 def thing_classes(dataset_name: str | list[str] | tuple[str, ...]) -> list[str]:
     """The ``thing_classes`` of a registered detectron2 dataset (the first one of a list).
 
-    Used by DICOD configs to check that the teacher's class names match the training data.
-    """
-    from detectron2.data import MetadataCatalog
+    A dataset registered the standard detectron2 way (``register_coco_instances``) has them only
+    once its json is loaded: then the dataset is loaded first. Used by DICOD configs to check that
+    the teacher's class names match the training data.
 
+    Raises:
+        DataError: the dataset is not registered, or has no ``thing_classes`` even once loaded.
+    """
     name = dataset_name if isinstance(dataset_name, str) else list(dataset_name)[0]
+    if MetadataCatalog.get(name).get("thing_classes", None) is None:
+        check_registered(name)
+        DatasetCatalog.get(name)  # detectron2's load_coco_json sets thing_classes
     classes = MetadataCatalog.get(name).get("thing_classes", None)
     if classes is None:
-        raise KeyError(f"dataset '{name}' has no thing_classes metadata: is it registered?")
+        raise DataError(
+            f"dataset '{name}' has no thing_classes metadata, even once loaded: set "
+            f"MetadataCatalog.get('{name}').thing_classes when registering it"
+        )
     return list(classes)

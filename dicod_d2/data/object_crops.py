@@ -45,14 +45,16 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import DatasetCatalog
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.data.common import DatasetFromList, MapDataset
 from detectron2.data.samplers import InferenceSampler
 from detectron2.structures import BoxMode
 
+from ..errors import ConfigError, DataError
 from ..layers import crop_boxes_roi_align
+from .datasets import thing_classes
 
 __all__ = [
     "ObjectCropMapper",
@@ -115,12 +117,10 @@ def _image_record(record: dict, dropped: Counter, outside: list[str]) -> dict:
 
 
 def _class_names(names: Sequence[str]) -> list[str]:
-    classes = [MetadataCatalog.get(n).get("thing_classes", None) for n in names]
-    if classes[0] is None:
-        raise KeyError(f"dataset '{names[0]}' has no thing_classes metadata: is it registered?")
+    classes = [thing_classes(n) for n in names]
     for name, other in zip(names[1:], classes[1:], strict=True):
         if other != classes[0]:
-            raise ValueError(
+            raise DataError(
                 f"datasets '{names[0]}' and '{name}' have different thing_classes; a classification "
                 "dataset needs one class list: use datasets with the same classes in the same order"
             )
@@ -153,7 +153,7 @@ def load_object_records(
         minlength=len(class_names),
     )
     if len(counts) > len(class_names):
-        raise ValueError(
+        raise DataError(
             f"dataset(s) {names} have category ids up to {len(counts) - 1} but only "
             f"{len(class_names)} thing_classes: the annotations do not match the metadata"
         )
@@ -179,7 +179,7 @@ def load_object_records(
             "objects)"
         )
         if require_all_classes:
-            raise ValueError(
+            raise DataError(
                 msg + ": the teacher cannot learn them. Use a training split that covers every "
                 "class of thing_classes (a larger preset or the full dataset)."
             )
@@ -208,9 +208,9 @@ class ObjectCropMapper:
         self, augmentations: Iterable[T.Augmentation], crop_size: int, image_format: str = "BGR"
     ):
         if image_format not in ("BGR", "RGB"):
-            raise ValueError(f"image_format must be 'BGR' or 'RGB', got {image_format!r}")
+            raise ConfigError(f"image_format must be 'BGR' or 'RGB', got {image_format!r}")
         if int(crop_size) < 1:
-            raise ValueError(f"crop_size must be a positive number of pixels, got {crop_size}")
+            raise ConfigError(f"crop_size must be a positive number of pixels, got {crop_size}")
         self.augmentations = T.AugmentationList(list(augmentations))
         self.crop_size = int(crop_size)
         self.image_format = image_format

@@ -9,6 +9,7 @@ import zipfile
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
+from ..errors import CheckpointError
 from ..utils.io import atomic_path, atomic_write_text
 
 
@@ -84,7 +85,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
         try:
             return super()._load_file(filename)
         except Exception as e:  # truncated zip, pickle garbage, wrong format
-            raise RuntimeError(
+            raise CheckpointError(
                 f"checkpoint '{filename}' is corrupt or truncated and cannot be read "
                 f"({type(e).__name__}: {e}). Delete it and resume from an earlier checkpoint, "
                 "or train again."

@@ -10,8 +10,11 @@ from detectron2.engine import default_argument_parser as _d2_argument_parser
 from detectron2.engine import default_setup as _d2_default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
+from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
+from ..data.coco_json import check_registered
+from ..errors import ConfigError
 from ..utils.io import ensure_writable_dir
 from .launch import DEFAULT_RENDEZVOUS_TIMEOUT
 
@@ -39,6 +42,12 @@ def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParse
         "--dist-backend", default=None, choices=("nccl", "gloo"),
         help="torch.distributed backend (default: nccl with CUDA, gloo without)",
     )
+    parser.add_argument(
+        "--register-coco", nargs=3, action="append", default=[],
+        metavar=("NAME", "JSON", "IMAGE_DIR"),
+        help="register a COCO-format json and its image folder as dataset NAME (repeatable); "
+        "then use NAME in the config, e.g. dataloader.train.dataset.names=NAME",
+    )
     return parser
 
 
@@ -47,12 +56,22 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={device} but CUDA is not available: use train.device=cpu")
+        raise ConfigError(f"train.device={device} but CUDA is not available: use train.device=cpu")
     return device
 
 
+def config_dataset_names(cfg) -> list[str]:
+    """The dataset names of ``cfg.dataloader.{train,test}.dataset.names`` (those that are set)."""
+    names = []
+    for split in ("train", "test"):
+        value = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None)
+        names += [value] if isinstance(value, str) else list(value or [])
+    return names
+
+
 def setup(cfg, args) -> None:
-    """Resolve the device, check the output folder, then run detectron2's ``default_setup``.
+    """Check the device, datasets and output folder, then run detectron2's ``default_setup``
+    and set up the ``dicod_d2`` logger.
 
     ``default_setup`` creates the output folder, sets up logging, logs the environment and the
     config, saves the config as ``config.yaml`` and seeds the RNGs with ``train.seed`` (+ rank);
@@ -60,8 +79,9 @@ def setup(cfg, args) -> None:
     """
     cfg.train.device = resolve_device(cfg.train.get("device", "auto"))
     if cfg.train.amp.enabled and cfg.train.device == "cpu":
-        raise RuntimeError("train.amp.enabled=True needs CUDA (detectron2's AMPTrainer); set it to False")
-    ensure_writable_dir(Path(cfg.train.output_dir))
+        raise ConfigError("train.amp.enabled=True needs CUDA (detectron2's AMPTrainer); set it to False")
+    check_registered(config_dataset_names(cfg))
+    ensure_writable_dir(Path(cfg.train.output_dir), option="train.output_dir")
     _d2_default_setup(cfg, args)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="dicod_d2")
     if cfg.train.device == "cpu" and comm.get_world_size() == 1 and "OMP_NUM_THREADS" not in os.environ:

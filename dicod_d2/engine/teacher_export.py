@@ -18,6 +18,7 @@ from detectron2.engine import HookBase
 from detectron2.utils import comm
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from ..errors import CheckpointError
 from ..modeling.classification import CropClassifier
 from ..teacher import TeacherFileError, WeightsMismatchError, read_teacher_file, save_teacher_file
 from ..teacher.classifiers import check_state_dict, guess_arch
@@ -83,12 +84,12 @@ def _checkpoint_state_dict(path: str) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
-        raise RuntimeError(
+        raise CheckpointError(
             f"checkpoint '{path}' is corrupt or not a torch file ({type(e).__name__}: {e})"
         ) from e
     state = payload.get("model", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict) or not any(k.startswith(_PREFIX) for k in state):
-        raise ValueError(
+        raise TeacherFileError(
             f"'{path}' is neither a teacher file nor a teacher-training checkpoint (no "
             f"'{_PREFIX}*' weights): pass train.init_checkpoint=<output_dir>/teacher.pth or "
             "<output_dir>/model_final.pth of a teacher run"
@@ -138,6 +139,6 @@ def load_classifier_weights(model: CropClassifier, path: str) -> None:
     except WeightsMismatchError as e:
         guess = guess_arch(state)
         hint = f" They look like arch '{guess}': set model.arch={guess}." if guess and guess != arch else ""
-        raise ValueError(f"{e}.{hint}") from e
+        raise TeacherFileError(f"{e}.{hint}") from e
     model.classifier.load_state_dict(state, strict=True)
     logger.info("Loaded classifier weights from %s", path)

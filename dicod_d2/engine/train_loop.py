@@ -20,12 +20,16 @@ from detectron2.engine import AMPTrainer, SimpleTrainer, default_writers, hooks
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.registry import locate
+from omegaconf import OmegaConf
 
 from ..config.lazy import load_config
+from ..data.datasets import thing_classes
 from ..data.samplers import ResumableTrainingSampler
+from ..errors import CheckpointError, ConfigError
+from ..teacher import is_teacher_file
 from .buffers import BroadcastBuffers
 from .checkpoint import AtomicCheckpointer
-from .defaults import create_ddp_model, setup
+from .defaults import config_dataset_names, create_ddp_model, setup
 from .interrupt import StopOnSignal
 
 logger = logging.getLogger("dicod_d2")
@@ -128,9 +132,52 @@ def do_train(args, cfg):
     return trainer
 
 
+def check_eval_only_checkpoint(cfg, what: str) -> None:
+    """Raise :class:`ConfigError` when ``cfg.train.init_checkpoint``, the weights an
+    ``--eval-only`` run evaluates, is not set (``what`` says what to give)."""
+    if not cfg.train.init_checkpoint:
+        raise ConfigError(
+            f"--eval-only needs train.init_checkpoint={what}; without it the randomly initialised "
+            "model would be evaluated"
+        )
+
+
+def check_student_checkpoint(path: str) -> None:
+    """Raise :class:`CheckpointError` when ``path`` is a teacher file, not a detector checkpoint."""
+    if path and is_teacher_file(path):
+        raise CheckpointError(
+            f"train.init_checkpoint '{path}' is a teacher file, not a detector checkpoint: give the "
+            "teacher as model.distiller.teacher.path and a detector checkpoint (model_final.pth) "
+            "or backbone weights as train.init_checkpoint"
+        )
+
+
+#: where a detector config sets its number of classes (Faster R-CNN; RetinaNet and SSD)
+NUM_CLASSES_KEYS = ("model.roi_heads.num_classes", "model.num_classes")
+
+
+def check_num_classes(cfg) -> None:
+    """Raise :class:`ConfigError` unless the detector has as many classes as its datasets."""
+    key = next((k for k in NUM_CLASSES_KEYS if OmegaConf.select(cfg, k, default=None) is not None), None)
+    if key is None:
+        return
+    num_classes = OmegaConf.select(cfg, key)
+    for name in config_dataset_names(cfg):
+        classes = thing_classes(name)
+        if len(classes) != num_classes:
+            raise ConfigError(
+                f"{key}={num_classes} but dataset '{name}' has {len(classes)} classes "
+                f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}): set {key}={len(classes)}"
+            )
+
+
 def main(args):
     """Entry point run in every process by the launcher."""
     cfg = load_config(args.config_file, args.opts)
+    if args.eval_only:
+        check_eval_only_checkpoint(cfg, "<output_dir>/model_final.pth")
+    check_student_checkpoint(cfg.train.init_checkpoint)
+    check_num_classes(cfg)
     setup(cfg, args)
     if args.eval_only:
         model = build_model(cfg)

@@ -13,12 +13,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 from tabulate import tabulate
 from torch import Tensor
 
+from ..data.datasets import thing_classes
+from ..errors import ConfigError
 from ..utils.io import atomic_path, atomic_write_text
 
 __all__ = ["ClassificationEvaluator", "plot_confusion_matrix"]
@@ -47,8 +48,7 @@ class ClassificationEvaluator(DatasetEvaluator):
         output_dir: str | None = None,
         topk: Sequence[int] = (1, 5),
     ):
-        name = dataset_name if isinstance(dataset_name, str) else list(dataset_name)[0]
-        self.class_names = list(MetadataCatalog.get(name).thing_classes)
+        self.class_names = thing_classes(dataset_name)
         self.output_dir = output_dir
         self.topk = tuple(int(k) for k in topk)
         self.reset()
@@ -64,7 +64,7 @@ class ClassificationEvaluator(DatasetEvaluator):
             self._unreadable += int(bool(item.get("unreadable")))
             logits = out["logits"]
             if logits.shape[1] != len(self.class_names):
-                raise ValueError(
+                raise ConfigError(
                     f"the model gives {logits.shape[1]} logits but the evaluated dataset has "
                     f"{len(self.class_names)} classes: evaluate a teacher on the dataset it was "
                     "trained for"

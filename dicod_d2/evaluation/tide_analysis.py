@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -47,7 +48,8 @@ from tidecv.errors.main_errors import (
     OtherError,
 )
 
-from dicod_d2.utils.io import atomic_path, atomic_write_text
+from dicod_d2.errors import UserError
+from dicod_d2.utils.io import atomic_path, atomic_write_text, ensure_writable_dir
 
 #: TIDE's main error classes in its own order, by short name.
 ERROR_CLASSES = {
@@ -71,7 +73,7 @@ CSV_NAME = "tide_summary.csv"
 JSON_NAME = "tide_summary.json"
 
 
-class TideInputError(ValueError):
+class TideInputError(UserError, ValueError):
     """A ground-truth file, results file or command-line argument that cannot be analysed."""
 
 
@@ -177,7 +179,13 @@ def load_detections(results_json: str | os.PathLike, name: str, gt: Data) -> Dat
     data = Data(name)
     for i, det in enumerate(dets):
         box = _check_box(det["bbox"], path, f"detection {i}")
-        data.add_detection(det["image_id"], det["category_id"], float(det["score"]), box=box)
+        score = det["score"]
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise TideInputError(
+                f"results file '{path}': detection {i} has score {score!r}; scores must be finite "
+                "numbers (a NaN score means the model diverged: analyse another checkpoint)."
+            )
+        data.add_detection(det["image_id"], det["category_id"], float(score), box=box)
     return data
 
 
@@ -332,6 +340,7 @@ def analyze(
     gt = load_ground_truth(gt_json)
     loaded = {name: load_detections(path, name, gt) for name, path in dets.items()}
     out_dir = Path(out_dir)
+    ensure_writable_dir(out_dir, option="--out")  # before the analysis, which takes a while
     files = {"figure_png": out_dir / f"{FIGURE_NAME}.png"}
     if save_pdf:
         files["figure_pdf"] = out_dir / f"{FIGURE_NAME}.pdf"

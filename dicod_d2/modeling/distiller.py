@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from detectron2.structures import ImageList
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..layers.box_crops import crop_boxes_differentiable, crop_boxes_roi_align
 from ..losses.kd_cls import kd_cls_sigmoid, kd_cls_softmax
 from ..losses.kd_loc import default_loc_pools, loc_feature_loss, loc_pixel_loss
@@ -109,42 +110,48 @@ class DICODDistiller:
         debug_checks: bool = False,
     ):
         if kd_cls_target not in ("teacher", "label_smoothing"):
-            raise ValueError(f"kd_cls_target must be 'teacher' or 'label_smoothing', got {kd_cls_target!r}.")
+            raise ConfigError(f"kd_cls_target must be 'teacher' or 'label_smoothing', got {kd_cls_target!r}.")
         if teacher is None and (kd_cls_target == "teacher" or loc_pix or kd_loc):
-            raise ValueError(
+            raise ConfigError(
                 "teacher=None only works for the label-smoothing control (kd_cls_target="
                 "'label_smoothing', loc_pix=False, kd_loc=False); give a teacher file otherwise."
             )
         if normalizer not in NORMALIZERS:
-            raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {normalizer!r}.")
+            raise ConfigError(f"normalizer must be one of {NORMALIZERS}, got {normalizer!r}.")
         if loc_pix_space not in LOC_PIX_SPACES:
-            raise ValueError(f"loc_pix_space must be one of {LOC_PIX_SPACES}, got {loc_pix_space!r}.")
+            raise ConfigError(f"loc_pix_space must be one of {LOC_PIX_SPACES}, got {loc_pix_space!r}.")
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
         if teacher is not None and any(p.requires_grad for p in teacher.model.parameters()):
-            raise ValueError(
+            raise ConfigError(
                 "the teacher has parameters with requires_grad=True; build it with FrozenTeacher "
                 "(which freezes it) so that no weight gradient is ever computed."
             )
         if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
+            raise ConfigError(f"temperature must be > 0, got {temperature}.")
+        if kd_cls_weight < 0 or loc_weight < 0:
+
+            raise ConfigError(
+                f"loss weights must be >= 0 (a negative weight rewards the error), got "
+                f"kd_cls_weight={kd_cls_weight}, loc_weight={loc_weight}."
+            )
         if input_format not in ("BGR", "RGB"):
-            raise ValueError(f"input_format must be 'BGR' or 'RGB', got {input_format!r}.")
+            raise ConfigError(f"input_format must be 'BGR' or 'RGB', got {input_format!r}.")
         loc_layers = tuple(loc_layers)
         loc_pools = default_loc_pools(len(loc_layers)) if loc_pools is None else tuple(loc_pools)
         if len(loc_pools) != len(loc_layers):
-            raise ValueError(f"loc_pools {loc_pools} needs one pool size per loc_layers entry {loc_layers}.")
+            raise ConfigError(f"loc_pools {loc_pools} needs one pool size per loc_layers entry {loc_layers}.")
         if loc_pix and PIXELS not in loc_layers:
-            raise ValueError(
+            raise ConfigError(
                 f"loc_pix=True needs '{PIXELS}' in loc_layers (got {loc_layers}); add it or set loc_pix=False."
             )
         if kd_loc and all(n == PIXELS for n in loc_layers):
-            raise ValueError(
+            raise ConfigError(
                 f"kd_loc=True needs a teacher feature layer (e.g. 'stem') in loc_layers (got {loc_layers}); "
                 "add one or set kd_loc=False."
             )
         if max_loc_positives_per_image is not None and int(max_loc_positives_per_image) < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"max_loc_positives_per_image must be None (use every positive) or >= 1, "
                 f"got {max_loc_positives_per_image}."
             )

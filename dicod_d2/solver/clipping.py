@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ConfigError
+
 
 class SGDClipGradNorm(torch.optim.SGD):
     """``torch.optim.SGD`` whose ``step`` first rescales all gradients so that their global L2 norm
@@ -16,7 +18,7 @@ class SGDClipGradNorm(torch.optim.SGD):
 
     def __init__(self, params, *, max_grad_norm: float, **sgd_kwargs):
         if not max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm}.")
+            raise ConfigError(f"max_grad_norm must be > 0, got {max_grad_norm}.")
         super().__init__(params, **sgd_kwargs)
         self.max_grad_norm = float(max_grad_norm)
 

@@ -45,6 +45,8 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
+from ..errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 #: Named layers in network order; ``forward_features`` accepts any subset.
@@ -55,7 +57,7 @@ IMAGENET_PIXEL_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_PIXEL_STD = (58.395, 57.12, 57.375)
 
 
-class WeightsMismatchError(ValueError):
+class WeightsMismatchError(ConfigError):
     """A state dict does not fit an architecture (keys missing, unexpected, or of another shape)."""
 
 
@@ -108,7 +110,7 @@ class TeacherClassifier(nn.Module):
         """
         unknown = [name for name in layers if name not in FEATURE_LAYERS]
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown teacher layer(s) {unknown}; choose among {list(FEATURE_LAYERS)}"
             )
         wanted = set(layers)
@@ -344,11 +346,11 @@ def _read_state_dict(path: str) -> dict:
             f"dict, one of {sorted(SHIPPED_WEIGHTS)}, or None to train from scratch"
         ) from None
     except Exception as e:  # truncated / corrupt / not a torch file
-        raise ValueError(f"cannot read init weights file '{path}' ({type(e).__name__}: {e})") from e
+        raise ConfigError(f"cannot read init weights file '{path}' ({type(e).__name__}: {e})") from e
     if not isinstance(state_dict, dict) or not all(
         isinstance(v, Tensor) for v in state_dict.values()
     ):
-        raise ValueError(
+        raise ConfigError(
             f"init weights file '{path}' is not a plain state dict (name -> tensor); save one with "
             "torch.save(model.state_dict(), path)"
         )
@@ -367,7 +369,7 @@ def load_init_weights(model: TeacherClassifier, init_weights: str) -> list[str]:
     if init_weights in SHIPPED_WEIGHTS:
         arch, path_fn, _ = SHIPPED_WEIGHTS[init_weights]
         if arch != model.arch:
-            raise ValueError(
+            raise ConfigError(
                 f"init weights '{init_weights}' are for arch '{arch}', not '{model.arch}'"
             )
         path = path_fn()
@@ -402,7 +404,7 @@ def build_classifier(
     """Build ``arch`` with a ``num_classes``-way head, from scratch or from ``init_weights``
     (see :func:`load_init_weights`). Never downloads anything."""
     if arch not in CLASSIFIERS:
-        raise ValueError(f"unknown teacher arch '{arch}'; choose among {sorted(CLASSIFIERS)}")
+        raise ConfigError(f"unknown teacher arch '{arch}'; choose among {sorted(CLASSIFIERS)}")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     model = CLASSIFIERS[arch](num_classes)

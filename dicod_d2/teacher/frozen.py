@@ -16,8 +16,9 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from .classifiers import TeacherClassifier
-from .teacher_file import TeacherMeta, read_teacher_file
+from .teacher_file import TeacherFileError, TeacherMeta, read_teacher_file
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class FrozenTeacher:
                 f"'{model.arch}' with {model.num_classes} classes"
             )
         if amp_dtype not in _AMP_DTYPES:
-            raise ValueError(f"amp_dtype must be one of {list(_AMP_DTYPES)}, got {amp_dtype!r}.")
+            raise ConfigError(f"amp_dtype must be one of {list(_AMP_DTYPES)}, got {amp_dtype!r}.")
         self.model = model.eval().requires_grad_(False)
         self.meta = meta
         self.path = path
@@ -169,7 +170,7 @@ class FrozenTeacher:
         return self._run(lambda inp: self.model.forward_features(inp, layers), x)
 
     def check_class_names(self, class_names: Sequence[str], where: str) -> None:
-        """Raise ValueError unless ``class_names`` equals the teacher's classes, in the same order.
+        """Raise :class:`TeacherFileError` unless ``class_names`` equals the teacher's classes, in the same order.
 
         ``where`` names the other side (e.g. "dataset 'coco_2017_train'") in the message."""
         ours, theirs = list(self.meta.class_names), [str(n) for n in class_names]
@@ -191,7 +192,7 @@ class FrozenTeacher:
         ]
         if moved and not (only_teacher or only_other):
             problems.append("same classes in another order: " + ", ".join(moved[:10]))
-        raise ValueError(
+        raise TeacherFileError(
             f"teacher classes ({self.path or 'in memory'}) do not match {where}: "
             + "; ".join(problems)
             + ". The teacher's logit i must be the student's class i: use a teacher trained on "

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ..errors import UserError
 from ..utils.io import atomic_torch_save
 from .classifiers import (
     CLASSIFIERS,
@@ -32,7 +33,7 @@ FORMAT_NAME = "dicod_d2.teacher"
 FORMAT_VERSION = 1
 
 
-class TeacherFileError(ValueError):
+class TeacherFileError(UserError, ValueError):
     """A teacher file that cannot be used: corrupt, not a teacher file, or weights that do not fit."""
 
 
@@ -129,6 +130,15 @@ def save_teacher_file(path: str | os.PathLike, model: TeacherClassifier, meta: T
     atomic_torch_save(
         {"format": FORMAT_NAME, "meta": meta.to_dict(), "state_dict": state_dict}, path
     )
+
+
+def is_teacher_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a readable teacher file (the tensors are memory-mapped, not read)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # missing, not a zip-format torch file, not weights-only: not a teacher file
+        return False
+    return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
 
 
 def read_teacher_file(path: str | os.PathLike) -> tuple[TeacherClassifier, TeacherMeta, str]:

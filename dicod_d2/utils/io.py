@@ -7,21 +7,25 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import OutputFolderError
 
-def ensure_writable_dir(folder: Path) -> None:
-    """Create ``folder`` if needed; raise a clear error when it cannot be created or written."""
+
+def ensure_writable_dir(folder: Path, option: str | None = None) -> None:
+    """Create ``folder`` if needed; raise a clear error when it cannot be created or written.
+
+    ``option``: the setting that chose the folder (``train.output_dir``, ``--out``), named in the
+    error.
+
+    Raises:
+        OutputFolderError: the folder cannot be created, or is not writable.
+    """
+    fix = f"Choose a writable location with {option}=DIR." if option else "Choose a writable location."
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OSError(
-            f"cannot create output folder '{folder}': {e.strerror}. Choose a writable location "
-            "(for example with OUTPUT_DIR=... or --out)."
-        ) from e
+        raise OutputFolderError(f"cannot create output folder '{folder}': {e.strerror}. {fix}") from e
     if not os.access(folder, os.W_OK):
-        raise PermissionError(
-            f"output folder '{folder}' is not writable. Choose a writable location "
-            "(for example with OUTPUT_DIR=... or --out)."
-        )
+        raise OutputFolderError(f"output folder '{folder}' is not writable. {fix}")
 
 
 @contextlib.contextmanager

@@ -74,3 +74,17 @@ def test_matches_pycocotools_and_faster_coco_eval(tiny_fashiondet, tmp_path):
     fast.summarize()
     for i, key in enumerate(["AP", "AP50", "AP75"]):
         assert ours[key] == pytest.approx(fast.stats[i] * 100, abs=1e-6), key
+
+
+def test_ground_truth_without_annotations_is_an_error(tiny_fashiondet, tmp_path):
+    from detectron2.data.datasets import register_coco_instances
+
+    from dicod_d2.errors import DataError
+
+    data = json.loads((tiny_fashiondet / "annotations" / "instances_val.json").read_text())
+    data["annotations"] = []
+    gt_json = tmp_path / "no_annotations.json"
+    gt_json.write_text(json.dumps(data))
+    register_coco_instances("no_annotations_val", {}, str(gt_json), str(tiny_fashiondet / "val"))
+    with pytest.raises(DataError, match="no_annotations.json.*has no annotations: AP is undefined"):
+        COCOEvaluator("no_annotations_val", distributed=False)

@@ -299,3 +299,23 @@ def test_cli(case, tmp_path, capsys):
         cli.main(["--gt", str(case["gt"]), "--dets", "oops", "--out", str(out)])
     assert info.value.code == 2
     assert "expected NAME=PATH" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf"), "0.9", None])
+def test_non_finite_or_non_number_scores_are_rejected(case, tmp_path, score):
+    dets = _results(FLAWED)
+    dets[2]["score"] = score
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps(dets))  # json writes NaN / Infinity, which Python reads back
+    with pytest.raises(TideInputError, match=r"nan.json': detection 2 has score .*finite numbers"):
+        analyze(case["gt"], {"x": path}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_out_is_reported_before_the_analysis(case, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit) as info:
+        _cli().main(["--gt", str(case["gt"]), "--dets", f"x={case['flawed']}", "--out", str(blocker / "out")])
+    assert info.value.code == 2
+    assert f"cannot create output folder '{blocker / 'out'}'" in capsys.readouterr().err

@@ -1,16 +1,21 @@
 """Bad input to tools/lazyconfig_train_net.py ends with one clear message and writes nothing."""
+import json
+
 import pytest
-from _helpers import REPO, TINY_OVERRIDES
+from _helpers import REPO, TINY_OVERRIDES, copy_as_own_coco, write_random_teacher
 
 from dicod_d2.cli import run_cli
+from dicod_d2.data.fashion_mnist import FASHION_MNIST_CLASSES
 from dicod_d2.engine.train_loop import main
 
 CONFIG = str(REPO / "configs/fashiondet/faster_rcnn_baseline.py")
 
 
 def _cli(capsys, *argv):
+    """Run the tool in this process; return its exit code and the last line it printed to stderr
+    (earlier lines are library warnings, e.g. torch's about CUDA)."""
     rc = run_cli(main, "test", list(argv))
-    return rc, capsys.readouterr().err
+    return rc, (capsys.readouterr().err.strip().splitlines() or [""])[-1]
 
 
 def test_missing_config_file(capsys):
@@ -62,4 +67,80 @@ def test_unwritable_output_folder(capsys, tmp_path, kind):
         out = "/proc/dicod-d2-run"
     rc, err = _cli(capsys, "--config-file", CONFIG, *TINY_OVERRIDES, f"train.output_dir={out}")
     assert rc == 1
-    assert f"output folder '{out}'" in err
+    assert f"output folder '{out}'" in err and "train.output_dir=DIR" in err
+
+
+def test_override_of_the_wrong_type_fails_before_anything_is_built(capsys, tmp_path):
+    rc, err = _cli(capsys, "--config-file", CONFIG, "train.max_iter=abc", f"train.output_dir={tmp_path}/o")
+    assert rc == 1
+    assert err == ("error: override 'train.max_iter=abc': 'train.max_iter' is an int in the config "
+                   "(600), got 'abc' (str). Write a value of that type.")
+    assert not (tmp_path / "o").exists()
+
+
+def test_option_after_the_overrides(capsys, tmp_path):
+    rc, err = _cli(capsys, "--config-file", CONFIG, f"train.output_dir={tmp_path}/o", "--resume")
+    assert rc == 1
+    assert "option '--resume' comes after the key=value overrides" in err
+
+
+def test_eval_only_without_a_checkpoint(capsys, tmp_path):
+    rc, err = _cli(capsys, "--config-file", CONFIG, "--eval-only", *TINY_OVERRIDES,
+                   f"train.output_dir={tmp_path}/o")
+    assert rc == 1
+    assert "--eval-only needs train.init_checkpoint=" in err and "random" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_teacher_file_as_the_student_checkpoint(capsys, tmp_path):
+    teacher = write_random_teacher(tmp_path / "teacher.pth", FASHION_MNIST_CLASSES, 56)
+    for mode in (["--eval-only"], []):
+        rc, err = _cli(capsys, "--config-file", CONFIG, *mode, *TINY_OVERRIDES,
+                       f"train.init_checkpoint={teacher}", f"train.output_dir={tmp_path}/o")
+        assert rc == 1
+        assert f"'{teacher}' is a teacher file, not a detector checkpoint" in err
+        assert "model.distiller.teacher.path" in err
+
+
+def test_unregistered_dataset(capsys, tmp_path):
+    rc, err = _cli(capsys, "--config-file", CONFIG, *TINY_OVERRIDES,
+                   "dataloader.test.dataset.names=fashiondet_tiny_vall", f"train.output_dir={tmp_path}/o")
+    assert rc == 1
+    assert "dataset 'fashiondet_tiny_vall' is not registered. Did you mean fashiondet_tiny_val" in err
+    assert "--register-coco NAME JSON IMAGE_DIR" in err
+
+
+def test_negative_loss_weight(capsys, tmp_path, tiny_fashiondet):
+    teacher = write_random_teacher(tmp_path / "teacher.pth", FASHION_MNIST_CLASSES, 56)
+    rc, err = _cli(capsys, "--config-file", "configs/fashiondet/faster_rcnn_dicod.py", *TINY_OVERRIDES,
+                   f"model.distiller.teacher.path={teacher}", "model.distiller.kd_cls_weight=-0.1",
+                   f"train.output_dir={tmp_path}/o")
+    assert rc == 1
+    assert "loss weights must be >= 0" in err and "kd_cls_weight=-0.1" in err
+
+
+def test_bad_images_of_an_own_dataset_in_one_line(capsys, tmp_path, tiny_fashiondet):
+    own = copy_as_own_coco(tiny_fashiondet, tmp_path / "own")
+    missing = sorted(own["images"].glob("train_*.jpg"))[0]
+    missing.unlink()
+    rc, err = _cli(capsys, "--config-file", CONFIG, "--register-coco", "mine", str(own["train"]),
+                   str(own["images"]), *TINY_OVERRIDES, "dataloader.train.dataset.names=mine",
+                   "train.max_iter=1", f"train.output_dir={tmp_path}/o")
+    assert rc == 1
+    assert err.startswith("error: dataset 'mine': 1 of 48 images cannot be used")
+    assert f"'{missing}': missing" in err
+
+
+def test_dataset_with_another_number_of_classes(capsys, tmp_path, tiny_fashiondet):
+    own = copy_as_own_coco(tiny_fashiondet, tmp_path / "own")
+    coco = json.loads(own["val"].read_text())
+    coco["categories"] = coco["categories"][:3]
+    coco["annotations"] = [a for a in coco["annotations"] if a["category_id"] <= 3]
+    own["val"].write_text(json.dumps(coco))
+    rc, err = _cli(capsys, "--config-file", CONFIG, "--register-coco", "three", str(own["val"]),
+                   str(own["images"]), *TINY_OVERRIDES, "dataloader.train.dataset.names=three",
+                   "dataloader.test.dataset.names=three", "train.max_iter=1", f"train.output_dir={tmp_path}/o")
+    assert rc == 1
+    assert err == ("error: model.roi_heads.num_classes=10 but dataset 'three' has 3 classes "
+                   "(T-shirt/top, Trouser, Pullover): set model.roi_heads.num_classes=3")
+    assert not (tmp_path / "o").exists()

@@ -24,6 +24,8 @@ from typing import Callable, Mapping
 import torch
 from detectron2.modeling.backbone import FPN, Backbone, ResNet
 
+from ...errors import ConfigError
+
 __all__ = [
     "TORCHVISION_PIXEL_MEAN",
     "TORCHVISION_PIXEL_STD",
@@ -101,7 +103,7 @@ def _read_state_dict(weights: str | os.PathLike | Mapping[str, torch.Tensor]) ->
         state, source = torch.load(path, map_location="cpu", weights_only=True), str(path)
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(
+        raise ConfigError(
             f"{source} is not a flat torchvision state dict: entries {_listing(bad)} are not tensors. "
             "Save it with torch.save(model.state_dict(), path)."
         )
@@ -152,7 +154,7 @@ def load_torchvision_weights(
     unexpected = [origin[n] for n in mapped if n not in target]
     missing = [n for n in target if n not in mapped and not n.endswith(_COUNTER)]
     if unexpected or missing:
-        raise ValueError(
+        raise ConfigError(
             f"{source} does not fit {type(backbone).__name__}: file keys without a place in the "
             f"backbone: [{_listing(unexpected)}]; backbone weights absent from the file: "
             f"[{_listing(missing)}]. Is it a torchvision state dict of the same architecture "
@@ -164,7 +166,7 @@ def load_torchvision_weights(
             f"{origin[n]} {tuple(mapped[n].shape)} vs {n} {tuple(target[n].shape)}"
             for n in mismatched
         ]
-        raise ValueError(
+        raise ConfigError(
             f"{source}: {len(mismatched)} tensors differ in shape from the backbone (file vs "
             f"backbone): {_listing(details)}. The file comes from a network of another width: "
             "e.g. a full-width torchvision resnet50 (stem 64 channels) cannot load into QR50 "
