@@ -130,7 +130,6 @@ class DICODDistiller:
         if temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}.")
         if kd_cls_weight < 0 or loc_weight < 0:
-
             raise ConfigError(
                 f"loss weights must be >= 0 (a negative weight rewards the error), got "
                 f"kd_cls_weight={kd_cls_weight}, loc_weight={loc_weight}."
