@@ -7,7 +7,12 @@ from torch import nn
 import dicod_d2  # noqa: F401
 from dicod_d2.layers import crop_boxes_roi_align
 from dicod_d2.losses import kd_cls_softmax
-from dicod_d2.modeling.distiller import DetectorNormalizer, DICODDistiller, DistillationStudent, raw_images
+from dicod_d2.modeling.distiller import (
+    DetectorNormalizer,
+    DICODDistiller,
+    DistillationStudent,
+    raw_images,
+)
 from dicod_d2.teacher import FrozenTeacher, TeacherMeta, build_classifier
 from dicod_d2.teacher.classifiers import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
 

@@ -5,7 +5,12 @@ import torch.nn.functional as F
 import torchvision
 
 import dicod_d2  # noqa: F401
-from dicod_d2.modeling.backbone.vgg import VGG16SSD, L2Norm, reduce_fc_to_conv, vgg16_ssd_feature_shapes
+from dicod_d2.modeling.backbone.vgg import (
+    VGG16SSD,
+    L2Norm,
+    reduce_fc_to_conv,
+    vgg16_ssd_feature_shapes,
+)
 
 WIDTH = 0.125
 
