@@ -3,15 +3,8 @@ from detectron2.config import LazyCall as L
 
 from dicod_d2.data.datasets import thing_classes
 from dicod_d2.modeling.distiller import DICODDistiller
+from dicod_d2.modeling.variants import VARIANTS
 from dicod_d2.teacher import build_frozen_teacher
-
-#: which terms each variant of the paper's tables switches on
-VARIANTS = {
-    "kd_cls": dict(kd_cls=True, loc_pix=False, kd_loc=False),  # +KD_cls
-    "loc": dict(kd_cls=False, loc_pix=True, kd_loc=False),  # +loc_pix
-    "loc_kd_loc": dict(kd_cls=False, loc_pix=True, kd_loc=True),  # +loc_pix+KD_loc
-    "dicod": dict(kd_cls=True, loc_pix=True, kd_loc=True),  # full DICOD
-}
 
 
 def distiller(teacher_path: str, variant: str = "dicod"):
@@ -30,7 +23,7 @@ def distiller(teacher_path: str, variant: str = "dicod"):
         chunk_size=512,
         input_format="${..input_format}",
         class_names=L(thing_classes)(dataset_name="${dataloader.train.dataset.names}"),
-        **VARIANTS[variant],
+        **VARIANTS[variant].terms,
     )
 
 
