@@ -13,7 +13,6 @@ from _helpers import REPO
 from detectron2.config import LazyConfig, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-import dicod_d2  # noqa: F401
 from dicod_d2.config.lazy import load_config
 from dicod_d2.data.datasets import thing_classes
 from dicod_d2.modeling.distiller import DICODDistiller

@@ -19,6 +19,7 @@ from .teacher_file import (
     load_teacher_file,
     read_teacher_file,
     save_teacher_file,
+    write_random_teacher,
 )
 
 __all__ = [
@@ -39,4 +40,5 @@ __all__ = [
     "load_teacher_file",
     "read_teacher_file",
     "save_teacher_file",
+    "write_random_teacher",
 ]

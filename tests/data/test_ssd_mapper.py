@@ -11,7 +11,6 @@ from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
 from PIL import Image
 
-import dicod_d2  # noqa: F401
 from dicod_d2.config.lazy import apply_overrides, load_config
 from dicod_d2.data.dataset_mapper import BoxAugDatasetMapper, annotation_boxes
 from dicod_d2.data.transforms import (

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-import dicod_d2  # noqa: F401
 from dicod_d2.losses import kd_cls_sigmoid, kd_cls_softmax
 
 

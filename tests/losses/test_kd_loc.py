@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-import dicod_d2  # noqa: F401
 from dicod_d2.losses import default_loc_pools, loc_feature_loss, loc_pixel_loss
 
 

@@ -3,7 +3,6 @@ import pytest
 import torch
 import torchvision
 
-import dicod_d2  # noqa: F401
 from dicod_d2.modeling.backbone.vgg import VGG16SSD, L2Norm, vgg16_ssd_feature_shapes
 
 WIDTH = 0.125
