@@ -37,6 +37,8 @@ from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import Backbone
 from torch import nn
 
+from ...utils.state_dict import read_state_dict
+
 __all__ = [
     "L2Norm",
     "VGG16SSD",
@@ -273,12 +275,7 @@ class VGG16SSD(Backbone):
         VGG16 convolution key, has a key that is neither a VGG16 convolution nor torchvision's
         classifier, or has a tensor of the wrong shape (for example with ``width != 1``).
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"VGG16 weight file '{path}' does not exist.")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+        state, path = read_state_dict(path, what="VGG16 weight file")
         mapping = self._torchvision_key_map()
         skipped = sorted(k for k in state if k.startswith("classifier."))
         unexpected = sorted(k for k in state if k not in mapping and not k.startswith("classifier."))
