@@ -3,7 +3,7 @@
 DICOD configs get a random "resnet_tiny" teacher file with the dataset's class names. Models are
 built without ImageNet weight files (every ``weights`` / ``init_weights`` key set to None: the files
 are local and absent here). Also: a variant differs from its baseline only in the distillation keys, and the
-COCO schedules are the paper's (method.md §6).
+COCO schedules are the paper's (Section 4.1 and supplementary S3).
 """
 from pathlib import Path
 
@@ -29,7 +29,7 @@ ALL = sorted(
 DETECTORS = ("coco", "fashiondet")
 DISTILLATION_KEYS = {"model.distiller", "model._target_", "model.roi_heads._target_", "train.output_dir"}
 COCO_IMAGES = 117266
-#: COCO baselines: (epochs over the dataset ×repeat, ÷10 epochs, batch size, lr, repeat), method.md §6
+#: COCO baselines: (epochs over the dataset ×repeat, ÷10 epochs, batch size, lr, repeat), the paper's Section 4.1 and supplementary S3
 COCO_SCHEDULES = {
     "faster_rcnn_mobilenetv2_1x": (12, (8, 11), 16, 0.02, 1),
     "faster_rcnn_qr50_1x": (12, (8, 11), 32, 0.04, 1),
@@ -98,7 +98,7 @@ FASHIONDET_STUDENTS = ("faster_rcnn", "faster_rcnn_mobilenetv2", "faster_rcnn_qr
 
 
 def test_configs_found():
-    """Every student has its five configs on COCO (method.md §6) and on FashionDet."""
+    """Every student has its five configs on COCO (Section 4.1 and supplementary S3) and on FashionDet."""
     for student in COCO_SCHEDULES:
         assert {f"coco/{student}/{v}.py" for v in VARIANT_NAMES} <= set(ALL), student
     for student in FASHIONDET_STUDENTS:
@@ -168,7 +168,7 @@ def test_variant_differs_from_baseline_only_in_distillation_keys(rel):
 @pytest.mark.parametrize("student", sorted(COCO_SCHEDULES))
 def test_coco_schedule_is_the_papers(student):
     path = CONFIGS / "coco" / student / "baseline.py"
-    assert path.exists(), f"{path}: every student of method.md §6 has a COCO baseline config"
+    assert path.exists(), f"{path}: every student of the paper's Section 4 has a COCO baseline config"
     epochs, steps, batch, lr, repeat = COCO_SCHEDULES[student]
     cfg = load_config(path)
     per_epoch = COCO_IMAGES * repeat / batch

@@ -9,7 +9,7 @@ with ``bbox/<metric>`` is the run's result. The folder names the student and the
 configs' ``train.output_dir`` do: ``<student>/<variant>`` (COCO configs) or ``<student>_<variant>``
 (FashionDet configs), ``<variant>`` one of baseline, kd_cls, loc, loc_kd_loc, dicod. Each table has a
 row per student and a column per variant, ``AP (Δ vs baseline)``; ``--paper`` adds the paper's
-numbers (method.md §7) under each student that the paper reports. A list of the runs read (with the
+COCO numbers (Section 4; Table S2 for QR50's longer schedules) under each student that the paper reports. A list of the runs read (with the
 iteration of their evaluation) follows the tables, so an unfinished run is easy to spot.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dicod_d2.modeling.variants import VARIANTS
 
-#: COCO val2017 mAP reported by the paper (method.md §7), per config folder; None = not reported
+#: COCO val2017 mAP reported by the paper (Section 4, Table S2), per config folder; None = not reported
 PAPER = {
     "ssd300": (25.6, 26.3, 27.1, 27.2, 27.9),
     "ssd512": (29.4, 30.3, 30.8, 31.0, 32.1),

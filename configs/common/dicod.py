@@ -1,4 +1,4 @@
-# DICOD distillation settings shared by every student (defaults of method.md sections 3-4).
+# DICOD distillation settings shared by every student (the paper's defaults, Sections 3 and 4.1).
 from detectron2.config import LazyCall as L
 
 from dicod_d2.data.datasets import thing_classes

@@ -15,7 +15,7 @@ from dicod_d2.modeling.variants import BASELINE, VARIANTS
 from .dicod import control_distiller, distiller
 from .schedule import coco_schedule
 
-#: default teacher files (method.md §2), written by the configs/teacher/{coco,fashiondet}/*.py runs:
+#: default teacher files (paper, supplementary S2 and Table S1), written by the configs/teacher/{coco,fashiondet}/*.py runs:
 #: general aug + CE + FL for Faster R-CNN and RetinaNet, SSD aug + CE for SSD (112 px on COCO, 56 px
 #: on FashionDet); override with model.distiller.teacher.path=...
 COCO_TEACHER = "output/teacher/coco/resnet50_112_general_ce_fl/teacher.pth"

@@ -1,4 +1,4 @@
-"""KD_cls (method.md §3) against direct per-sample loops."""
+"""KD_cls (the paper's classification distillation, Section 3) against direct per-sample loops."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""KD_loc pooled L1 terms (method.md §4) against a direct loop."""
+"""KD_loc pooled L1 terms (the paper's localization distillation, Section 3) against a direct loop."""
 import numpy as np
 import pytest
 import torch

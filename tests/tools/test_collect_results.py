@@ -79,7 +79,7 @@ def test_errors(tmp_path, capsys):
 
 def test_every_detector_config_writes_where_the_table_finds_it():
     """Each COCO / FashionDet student config's train.output_dir names its own student and variant,
-    and every COCO student has the paper's numbers (method.md §7) in PAPER."""
+    and every COCO student has the paper's numbers (Section 4 and Table S2) in PAPER."""
     from pathlib import Path
 
     from dicod_d2.config.lazy import load_config
