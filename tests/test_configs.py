@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from dicod_d2.config.lazy import load_config
 from dicod_d2.data.datasets import thing_classes
 from dicod_d2.modeling.distiller import DICODDistiller
+from dicod_d2.modeling.variants import VARIANTS
 from dicod_d2.teacher import TeacherMeta, build_classifier, save_teacher_file
 from dicod_d2.teacher.classifiers import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
 
@@ -43,16 +44,9 @@ COCO_SCHEDULES = {
 
 
 def _baseline_of(rel: str) -> str | None:
-    """configs/coco/<student>/<variant>.py -> <student>/baseline.py; fashiondet/<s>_<v>.py -> <s>_baseline.py."""
+    """<dataset>/<student>/<variant>.py -> <dataset>/<student>/baseline.py (None for a baseline)."""
     path = Path(rel)
-    if path.stem == "baseline" or path.stem.endswith("_baseline"):
-        return None
-    if path.parts[0] == "coco":
-        return str(path.with_name("baseline.py"))
-    for variant in ("kd_cls", "loc_kd_loc", "loc", "dicod", "control"):
-        if path.stem.endswith("_" + variant):
-            return str(path.with_name(path.stem[: -len(variant)] + "baseline.py"))
-    raise AssertionError(f"{rel}: cannot tell its baseline from the name")
+    return None if path.stem == "baseline" else str(path.with_name("baseline.py"))
 
 
 WEIGHT_KEYS = ("weights", "init_weights")
@@ -93,7 +87,7 @@ def teachers(tmp_path_factory) -> dict[str, str]:
     return paths
 
 
-VARIANT_NAMES = ("baseline", "kd_cls", "loc", "loc_kd_loc", "dicod")
+VARIANT_NAMES = tuple(VARIANTS)
 FASHIONDET_STUDENTS = ("faster_rcnn", "faster_rcnn_mobilenetv2", "faster_rcnn_qr50", "retinanet", "ssd")
 
 
@@ -102,7 +96,7 @@ def test_configs_found():
     for student in COCO_SCHEDULES:
         assert {f"coco/{student}/{v}.py" for v in VARIANT_NAMES} <= set(ALL), student
     for student in FASHIONDET_STUDENTS:
-        assert {f"fashiondet/{student}_{v}.py" for v in VARIANT_NAMES} <= set(ALL), student
+        assert {f"fashiondet/{student}/{v}.py" for v in VARIANT_NAMES} <= set(ALL), student
 
 
 @pytest.mark.parametrize("rel", ALL)
@@ -179,3 +173,12 @@ def test_coco_schedule_is_the_papers(student):
     assert [m / per_epoch for m in milestones] == pytest.approx(list(steps), abs=1e-3)
     assert list(cfg.lr_multiplier.scheduler["values"]) == pytest.approx([1.0, 0.1, 0.01])
     assert cfg.lr_multiplier.warmup_length * cfg.train.max_iter == pytest.approx(500)
+
+
+def test_detector_configs_follow_one_layout():
+    """Both datasets: configs/<dataset>/<student>/<variant>.py, the variants of the shared table
+    (plus FashionDet's label-smoothing control)."""
+    for rel in ALL:
+        parts = Path(rel).parts
+        if parts[0] in DETECTORS:
+            assert len(parts) == 3 and Path(rel).stem in (*VARIANTS, "control"), rel

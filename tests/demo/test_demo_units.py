@@ -87,7 +87,7 @@ def test_commands_and_overrides_differ_only_in_the_teacher(tmp_path):
 
 
 def test_student_digest_depends_on_the_teacher_only_when_used():
-    config = "configs/fashiondet/faster_rcnn_baseline.py"
+    config = "configs/fashiondet/faster_rcnn/baseline.py"
     base = ["train.seed=0"]
     assert pipeline.student_digest(config, base, "a") == pipeline.student_digest(config, base, "b")
     with_teacher = base + ["model.distiller.teacher.path=t.pth"]

@@ -31,7 +31,7 @@ def test_two_gloo_processes_train_and_end_with_identical_weights(tiny_fashiondet
         "train.max_iter=3", "train.eval_period=0", "train.checkpointer.period=100",
         f"train.output_dir={tmp_path / 'run'}", "dataloader.train.total_batch_size=2",
     ]
-    config = str(REPO / "configs/fashiondet/faster_rcnn_baseline.py")
+    config = str(REPO / "configs/fashiondet/faster_rcnn/baseline.py")
     launch(train_and_dump, 2, dist_url="auto", args=(config, overrides, str(tmp_path)),
            backend="gloo")
     r0 = torch.load(tmp_path / "rank0.pth")

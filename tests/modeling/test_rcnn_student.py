@@ -35,7 +35,7 @@ def write_teacher_file(path, class_names=FASHION_MNIST_CLASSES, seed=0):
 def student_config(variant, teacher_path, *overrides):
     """The FashionDet config ``faster_rcnn_<variant>.py`` (tiny data), teacher at ``teacher_path``."""
     teacher = [] if variant == "baseline" else [f"model.distiller.teacher.path={teacher_path}"]
-    return load_config(str(REPO / f"configs/fashiondet/faster_rcnn_{variant}.py"),
+    return load_config(str(REPO / f"configs/fashiondet/faster_rcnn/{variant}.py"),
                        [*TINY_OVERRIDES, *teacher, *overrides])
 
 

@@ -188,7 +188,7 @@ def test_matched_gt_index():
 
 @pytest.mark.slow
 def test_fashiondet_dicod_config_trains(tiny_fashiondet, tmp_path):
-    """configs/fashiondet/retinanet_dicod.py: 2 iterations on the tiny FashionDet with a random teacher."""
+    """configs/fashiondet/retinanet/dicod.py: 2 iterations on the tiny FashionDet with a random teacher."""
     from _helpers import TINY_OVERRIDES
 
     from dicod_d2.data.datasets import thing_classes
@@ -197,7 +197,7 @@ def test_fashiondet_dicod_config_trains(tiny_fashiondet, tmp_path):
 
     names = thing_classes("fashiondet_tiny_train")
     write_random_teacher(tmp_path / "teacher.pth", names, input_size=CROP)
-    argv = ["--config-file", str(REPO / "configs/fashiondet/retinanet_dicod.py"), *TINY_OVERRIDES,
+    argv = ["--config-file", str(REPO / "configs/fashiondet/retinanet/dicod.py"), *TINY_OVERRIDES,
             f"train.output_dir={tmp_path / 'run'}", "train.max_iter=2", "train.eval_period=0",
             f"model.distiller.teacher.path={tmp_path / 'teacher.pth'}"]
     trainer = main(default_argument_parser().parse_args(argv))

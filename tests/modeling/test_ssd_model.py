@@ -247,7 +247,7 @@ def test_images_without_objects_next_to_images_with_objects(distiller):
 
 @pytest.mark.slow
 def test_fashiondet_dicod_config_trains_and_evaluates(tiny_fashiondet, tmp_path):
-    """configs/fashiondet/ssd_dicod.py: 2 iterations on the tiny FashionDet with a random teacher,
+    """configs/fashiondet/ssd/dicod.py: 2 iterations on the tiny FashionDet with a random teacher,
     then the COCO evaluation of the evaluation hook."""
     import json
 
@@ -263,7 +263,7 @@ def test_fashiondet_dicod_config_trains_and_evaluates(tiny_fashiondet, tmp_path)
     names = thing_classes("fashiondet_tiny_train")
     write_random_teacher(tmp_path / "teacher.pth", names, input_size=16)
     out = tmp_path / "run"
-    argv = ["--config-file", str(REPO / "configs/fashiondet/ssd_dicod.py"), *TINY_OVERRIDES,
+    argv = ["--config-file", str(REPO / "configs/fashiondet/ssd/dicod.py"), *TINY_OVERRIDES,
             f"train.output_dir={out}", "train.max_iter=2", "train.eval_period=2",
             f"model.distiller.teacher.path={tmp_path / 'teacher.pth'}"]
     trainer = main(default_argument_parser().parse_args(argv))

@@ -5,7 +5,7 @@ from _helpers import REPO, TINY_OVERRIDES
 from dicod_d2.cli import run_cli
 from dicod_d2.engine.train_loop import main
 
-CONFIG = str(REPO / "configs/fashiondet/faster_rcnn_baseline.py")
+CONFIG = str(REPO / "configs/fashiondet/faster_rcnn/baseline.py")
 
 
 def _cli(capsys, *argv):
@@ -14,10 +14,10 @@ def _cli(capsys, *argv):
 
 
 def test_missing_config_file(capsys):
-    rc, err = _cli(capsys, "--config-file", "configs/fashiondet/faster_rcnn_baseline_typo.py")
+    rc, err = _cli(capsys, "--config-file", "configs/fashiondet/faster_rcnn/baseline_typo.py")
     assert rc == 1
-    assert "config file 'configs/fashiondet/faster_rcnn_baseline_typo.py' does not exist" in err
-    assert "configs/fashiondet/faster_rcnn_baseline.py" in err  # the suggestion
+    assert "config file 'configs/fashiondet/faster_rcnn/baseline_typo.py' does not exist" in err
+    assert "configs/fashiondet/faster_rcnn/baseline.py" in err  # the suggestion
 
 
 def test_bad_override_key(capsys, tmp_path):

@@ -19,7 +19,7 @@ from .reference import random_boxes
 #: the smallest side it accepts
 STUDENTS = {
     "faster_rcnn": dict(
-        config="configs/fashiondet/faster_rcnn_dicod.py", key="model", target=None,
+        config="configs/fashiondet/faster_rcnn/dicod.py", key="model", target=None,
         edits={"distiller": None}, image_size=256,
     ),
     "retinanet": dict(

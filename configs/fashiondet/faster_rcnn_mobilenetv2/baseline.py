@@ -4,11 +4,11 @@ from detectron2.config import LazyCall as L
 
 from dicod_d2.modeling.backbone import build_mobilenetv2_fpn_backbone
 
-from ..common.data.fashiondet import dataloader
-from ..common.models.faster_rcnn_fashiondet import model
-from ..common.optim import SGD as optimizer
-from ..common.schedule import multistep
-from ..common.train import train
+from ...common.data.fashiondet import dataloader
+from ...common.models.faster_rcnn_fashiondet import model
+from ...common.optim import SGD as optimizer
+from ...common.schedule import multistep
+from ...common.train import train
 
 model.backbone = L(build_mobilenetv2_fpn_backbone)(
     out_channels=64, norm="BN", freeze_at=0, width_mult=0.5

@@ -2,11 +2,11 @@
 # (about 2 epochs of the 2500-image demo split), the length the 20-minute demo affords on 2 cores.
 from dicod_d2.solver import SGDClipGradNorm
 
-from ..common.data.fashiondet import dataloader
-from ..common.models.faster_rcnn_fashiondet import model
-from ..common.optim import SGD as optimizer
-from ..common.schedule import multistep
-from ..common.train import train
+from ...common.data.fashiondet import dataloader
+from ...common.models.faster_rcnn_fashiondet import model
+from ...common.optim import SGD as optimizer
+from ...common.schedule import multistep
+from ...common.train import train
 
 train.max_iter = 600
 train.eval_period = 600
