@@ -153,8 +153,8 @@ def parse_patch(text: str, name: str) -> list[FilePatch]:
         match = _HUNK.match(line)
         if match and files:
             files[-1].hunks.append((int(match[1]), []))
-        elif files and files[-1].hunks and line[:1] in (" ", "-", "+"):
-            files[-1].hunks[-1][1].append(line)
+        elif files and files[-1].hunks and line[:1] in (" ", "-", "+", ""):
+            files[-1].hunks[-1][1].append(line or " ")  # a blank context line may lose its space
         elif files and line.startswith("\\"):
             raise PatchError(f"{name}: 'No newline at end of file' is not supported")
         i += 1
@@ -166,7 +166,8 @@ def parse_patch(text: str, name: str) -> list[FilePatch]:
 def apply_patch(root: Path, patch: Path) -> list[str]:
     """Apply ``patch`` to the tree at ``root``; every hunk must match its context exactly, at its
     line number (shifted by the earlier hunks). Returns the paths it changed."""
-    for fp in parse_patch(patch.read_text(), patch.name):
+    file_patches = parse_patch(patch.read_text(), patch.name)
+    for fp in file_patches:
         target = root / fp.path
         creates = fp.hunks[0][0] == 0
         if creates == target.exists():
@@ -186,7 +187,7 @@ def apply_patch(root: Path, patch: Path) -> list[str]:
             lines[at:at + len(old)] = new
             shift += len(new) - len(old)
         target.write_text("\n".join(lines) + "\n")
-    return [fp.path for fp in parse_patch(patch.read_text(), patch.name)]
+    return [fp.path for fp in file_patches]
 
 
 def patch_sources(root: Path) -> list[str]:
