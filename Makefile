@@ -11,7 +11,7 @@ PYTEST_WORKERS ?= 2
 
 setup: $(STAMP) $(FASHION_MNIST)
 
-$(STAMP): requirements.txt setup.py tools/install_detectron2.py
+$(STAMP): requirements.txt setup.py tools/install_detectron2.py $(wildcard tools/detectron2_patches/*.patch)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip "setuptools>=77.0.3,<81" wheel
 	$(PY) -m pip install -q -r requirements.txt

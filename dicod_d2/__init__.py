@@ -1,6 +1,3 @@
 """dicod-d2: classifier-to-detector distillation (DICOD, NeurIPS 2021) for detectron2."""
-from .compat import apply_compat
-
-apply_compat()
 
 __version__ = "0.1.0"

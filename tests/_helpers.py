@@ -1,11 +1,6 @@
 """Constants and helpers shared by the tests (tests/ is on sys.path through conftest.py)."""
 from pathlib import Path
 
-import torch
-
-from dicod_d2.teacher import TeacherMeta, build_classifier, save_teacher_file
-from dicod_d2.teacher.classifiers import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
-
 REPO = Path(__file__).resolve().parent.parent
 
 #: overrides that turn a FashionDet config into a seconds-long CPU run on the tiny split
@@ -17,17 +12,6 @@ TINY_OVERRIDES = [
     "dataloader.test.num_workers=0",
     "train.log_period=1",
 ]
-
-
-def write_random_teacher(path, class_names, input_size: int, seed: int = 0) -> str:
-    """A random-weight "resnet_tiny" teacher file for ``class_names`` (RGB, ``input_size`` px,
-    ImageNet normalisation) written to ``path``; returns str(path)."""
-    torch.manual_seed(seed)
-    model = build_classifier("resnet_tiny", len(class_names))
-    meta = TeacherMeta("resnet_tiny", len(class_names), list(class_names), input_size, "RGB",
-                       IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD)
-    save_teacher_file(path, model, meta)
-    return str(path)
 
 
 def copy_as_own_coco(tiny_folder, dest) -> dict:

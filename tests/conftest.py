@@ -8,6 +8,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for tests/_helpers.py
+# the tools' own packages (tools/benchmarking), importable as the scripts in tools/ import them
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 
 # point the data root at a private folder before any test imports dicod_d2.data (which registers
 # the FashionDet splits under it); the tiny split is generated on first use

@@ -3,7 +3,7 @@
 DICOD configs get a random "resnet_tiny" teacher file with the dataset's class names. Models are
 built without ImageNet weight files (every ``weights`` / ``init_weights`` key set to None: the files
 are local and absent here). Also: a variant differs from its baseline only in the distillation keys, and the
-COCO schedules are the paper's (method.md §6).
+COCO schedules are the paper's (Section 4.1 and supplementary S3).
 """
 from pathlib import Path
 
@@ -13,10 +13,10 @@ from _helpers import REPO
 from detectron2.config import LazyConfig, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-import dicod_d2  # noqa: F401
 from dicod_d2.config.lazy import load_config
 from dicod_d2.data.datasets import thing_classes
 from dicod_d2.modeling.distiller import DICODDistiller
+from dicod_d2.modeling.variants import VARIANTS
 from dicod_d2.teacher import TeacherMeta, build_classifier, save_teacher_file
 from dicod_d2.teacher.classifiers import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
 
@@ -30,7 +30,7 @@ ALL = sorted(
 DETECTORS = ("coco", "fashiondet")
 DISTILLATION_KEYS = {"model.distiller", "model._target_", "model.roi_heads._target_", "train.output_dir"}
 COCO_IMAGES = 117266
-#: COCO baselines: (epochs over the dataset ×repeat, ÷10 epochs, batch size, lr, repeat), method.md §6
+#: COCO baselines: (epochs over the dataset ×repeat, ÷10 epochs, batch size, lr, repeat), the paper's Section 4.1 and supplementary S3
 COCO_SCHEDULES = {
     "faster_rcnn_mobilenetv2_1x": (12, (8, 11), 16, 0.02, 1),
     "faster_rcnn_qr50_1x": (12, (8, 11), 32, 0.04, 1),
@@ -44,16 +44,9 @@ COCO_SCHEDULES = {
 
 
 def _baseline_of(rel: str) -> str | None:
-    """configs/coco/<student>/<variant>.py -> <student>/baseline.py; fashiondet/<s>_<v>.py -> <s>_baseline.py."""
+    """<dataset>/<student>/<variant>.py -> <dataset>/<student>/baseline.py (None for a baseline)."""
     path = Path(rel)
-    if path.stem == "baseline" or path.stem.endswith("_baseline"):
-        return None
-    if path.parts[0] == "coco":
-        return str(path.with_name("baseline.py"))
-    for variant in ("kd_cls", "loc_kd_loc", "loc", "dicod", "control"):
-        if path.stem.endswith("_" + variant):
-            return str(path.with_name(path.stem[: -len(variant)] + "baseline.py"))
-    raise AssertionError(f"{rel}: cannot tell its baseline from the name")
+    return None if path.stem == "baseline" else str(path.with_name("baseline.py"))
 
 
 WEIGHT_KEYS = ("weights", "init_weights")
@@ -94,16 +87,16 @@ def teachers(tmp_path_factory) -> dict[str, str]:
     return paths
 
 
-VARIANT_NAMES = ("baseline", "kd_cls", "loc", "loc_kd_loc", "dicod")
+VARIANT_NAMES = tuple(VARIANTS)
 FASHIONDET_STUDENTS = ("faster_rcnn", "faster_rcnn_mobilenetv2", "faster_rcnn_qr50", "retinanet", "ssd")
 
 
 def test_configs_found():
-    """Every student has its five configs on COCO (method.md §6) and on FashionDet."""
+    """Every student has its five configs on COCO (Section 4.1 and supplementary S3) and on FashionDet."""
     for student in COCO_SCHEDULES:
         assert {f"coco/{student}/{v}.py" for v in VARIANT_NAMES} <= set(ALL), student
     for student in FASHIONDET_STUDENTS:
-        assert {f"fashiondet/{student}_{v}.py" for v in VARIANT_NAMES} <= set(ALL), student
+        assert {f"fashiondet/{student}/{v}.py" for v in VARIANT_NAMES} <= set(ALL), student
 
 
 @pytest.mark.parametrize("rel", ALL)
@@ -180,7 +173,7 @@ def test_variants_use_the_papers_settings_at_the_authors_balance(rel):
 @pytest.mark.parametrize("student", sorted(COCO_SCHEDULES))
 def test_coco_schedule_is_the_papers(student):
     path = CONFIGS / "coco" / student / "baseline.py"
-    assert path.exists(), f"{path}: every student of method.md §6 has a COCO baseline config"
+    assert path.exists(), f"{path}: every student of the paper's Section 4 has a COCO baseline config"
     epochs, steps, batch, lr, repeat = COCO_SCHEDULES[student]
     cfg = load_config(path)
     per_epoch = COCO_IMAGES * repeat / batch
@@ -191,3 +184,12 @@ def test_coco_schedule_is_the_papers(student):
     assert [m / per_epoch for m in milestones] == pytest.approx(list(steps), abs=1e-3)
     assert list(cfg.lr_multiplier.scheduler["values"]) == pytest.approx([1.0, 0.1, 0.01])
     assert cfg.lr_multiplier.warmup_length * cfg.train.max_iter == pytest.approx(500)
+
+
+def test_detector_configs_follow_one_layout():
+    """Both datasets: configs/<dataset>/<student>/<variant>.py, the variants of the shared table
+    (plus FashionDet's label-smoothing control)."""
+    for rel in ALL:
+        parts = Path(rel).parts
+        if parts[0] in DETECTORS:
+            assert len(parts) == 3 and Path(rel).stem in (*VARIANTS, "control"), rel

@@ -8,7 +8,7 @@ Example::
 
 A random-weight teacher file is written to a temporary folder unless ``--teacher`` names one (its
 speed is that of a trained teacher of the same architecture; the JSON says which was used).
-The JSON is written atomically; see :mod:`dicod_d2.utils.benchmark` for what each section measures.
+The JSON is written atomically; see the package ``tools/benchmarking`` for what each section measures.
 """
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ from pathlib import Path
 os.environ.setdefault("KINETO_LOG_LEVEL", "99")
 
 import torch  # noqa: E402
+from benchmarking import crop, inference, report, step, timing  # noqa: E402
+from benchmarking.students import DEFAULT_STUDENTS, STUDENTS  # noqa: E402
 
-from dicod_d2.teacher import FrozenTeacher  # noqa: E402
-from dicod_d2.utils import benchmark as bm  # noqa: E402
+from dicod_d2.data.fashion_mnist import FASHION_MNIST_CLASSES  # noqa: E402
+from dicod_d2.teacher import FrozenTeacher, write_random_teacher  # noqa: E402
 from dicod_d2.utils.io import atomic_write_text  # noqa: E402
 
 SECTIONS = ("crop", "step", "inference")
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--iters", type=int, default=5, help="timed rounds per training-step variant")
     parser.add_argument("--batch-size", type=int, default=4, help="images per training step")
-    parser.add_argument("--students", default=",".join(bm.DEFAULT_STUDENTS), help=f"subset of {tuple(bm.STUDENTS)}")
+    parser.add_argument("--students", default=",".join(DEFAULT_STUDENTS), help=f"subset of {tuple(STUDENTS)}")
     parser.add_argument("--teacher", default=None, help="teacher file (default: random weights, --teacher-arch)")
     parser.add_argument("--teacher-arch", default="resnet18", help="architecture of the random teacher")
     parser.add_argument("--teacher-size", type=int, default=112, help="input side (px) of the random teacher")
@@ -57,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     students = [s.strip() for s in args.students.split(",") if s.strip()]
-    unknown = sorted(set(sections) - set(SECTIONS)) + sorted(set(students) - set(bm.STUDENTS))
+    unknown = sorted(set(sections) - set(SECTIONS)) + sorted(set(students) - set(STUDENTS))
     if unknown:
         print(f"error: unknown section(s)/student(s) {unknown}; sections: {SECTIONS}, "
-              f"students: {tuple(bm.STUDENTS)}", file=sys.stderr)
+              f"students: {tuple(STUDENTS)}", file=sys.stderr)
         return 2
     try:
         gt_per_image = tuple(int(v) for v in args.gt_per_image.split(","))
@@ -77,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     quick = args.quick
     results: dict = {"command": " ".join(["tools/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
-                     "machine": bm.machine_info(args.device), "quick": quick,
-                     "memory_method": bm.memory_method(args.device), "note": args.note}
+                     "machine": timing.machine_info(args.device), "quick": quick,
+                     "memory_method": timing.memory_method(args.device), "note": args.note}
     with tempfile.TemporaryDirectory() as tmp:
-        teacher_path = args.teacher or bm.write_random_teacher(
-            Path(tmp) / "teacher.pth", "resnet_tiny" if quick else args.teacher_arch, 32 if quick else args.teacher_size
+        teacher_path = args.teacher or write_random_teacher(
+            Path(tmp) / "teacher.pth", FASHION_MNIST_CLASSES, "resnet_tiny" if quick else args.teacher_arch,
+            32 if quick else args.teacher_size,
         )
         teacher = FrozenTeacher.from_file(teacher_path).to(args.device)
         results["teacher"] = {
@@ -100,14 +103,14 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
 
         if "crop" in sections:
-            results["crop"] = bm.bench_crop_op(
+            results["crop"] = crop.bench_crop_op(
                 args.device,
                 image_sizes=((64, 96),) if quick else ((800, 1333), (300, 300)),
                 box_counts=(4, 16) if quick else (16, 128, 512),
                 crop_size=16 if quick else args.teacher_size,
                 repeats=1 if quick else args.repeats,
             )
-            results["crop_levers"] = bm.bench_crop_levers(
+            results["crop_levers"] = crop.bench_crop_levers(
                 args.device, teacher,
                 num_crops=8 if quick else 128, num_images=2 if quick else 8,
                 image_size=(64, 96) if quick else (800, 1333),
@@ -116,19 +119,19 @@ def main(argv: list[str] | None = None) -> int:
             done("crop")
         small = {"image_size": 64, "batch_size": 2} if quick else {}
         if "step" in sections:
-            results["step"] = bm.bench_train_step(
+            results["step"] = step.bench_train_step(
                 args.device, teacher_path, students, iters=1 if quick else args.iters,
                 loc_cap=args.loc_cap, gt_per_image=gt_per_image, **(small or {"batch_size": args.batch_size}),
             )
             done("step")
         if "inference" in sections:
-            results["inference"] = bm.bench_inference(
+            results["inference"] = inference.bench_inference(
                 args.device, teacher_path, students, train_iters=1 if quick else 2,
                 repeats=1 if quick else 5, **small,
             )
             done("inference")
     results["machine"]["load_average_1min_end"] = os.getloadavg()[0]
-    print(bm.format_markdown(results))
+    print(report.format_markdown(results))
     atomic_write_text(args.out, json.dumps(results, indent=1))
     print(f"wrote {args.out}")
     return 0

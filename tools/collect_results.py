@@ -9,7 +9,7 @@ with ``bbox/<metric>`` is the run's result. The folder names the student and the
 configs' ``train.output_dir`` do: ``<student>/<variant>`` (COCO configs) or ``<student>_<variant>``
 (FashionDet configs), ``<variant>`` one of baseline, kd_cls, loc, loc_kd_loc, dicod. Each table has a
 row per student and a column per variant, ``AP (Δ vs baseline)``; ``--paper`` adds the paper's
-numbers (method.md §7) under each student that the paper reports. A list of the runs read (with the
+COCO numbers (Section 4; Table S2 for QR50's longer schedules) under each student that the paper reports. A list of the runs read (with the
 iteration of their evaluation) follows the tables, so an unfinished run is easy to spot.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-VARIANTS = ("baseline", "kd_cls", "loc", "loc_kd_loc", "dicod")
-HEADERS = ("baseline", "+KD_cls", "+loc_pix", "+loc_pix+KD_loc", "full DICOD")
-#: COCO val2017 mAP reported by the paper (method.md §7), per config folder; None = not reported
+from dicod_d2.modeling.variants import VARIANTS
+
+#: COCO val2017 mAP reported by the paper (Section 4, Table S2), per config folder; None = not reported
 PAPER = {
     "ssd300": (25.6, 26.3, 27.1, 27.2, 27.9),
     "ssd512": (29.4, 30.3, 30.8, 31.0, 32.1),
@@ -92,7 +92,7 @@ def collect_runs(roots: list[Path]) -> list[Run]:
         for metrics_file in sorted(root.rglob("metrics.json")):
             named = parse_run_name(metrics_file.parent)
             if named is None:
-                print(f"skipping {metrics_file}: its folder names no variant {VARIANTS}", file=sys.stderr)
+                print(f"skipping {metrics_file}: its folder names no variant {tuple(VARIANTS)}", file=sys.stderr)
                 continue
             iteration, metrics = last_evaluation(metrics_file)
             if not metrics:
@@ -122,8 +122,9 @@ def format_tables(runs: list[Run], metrics: list[str], paper: bool = False) -> s
         table[run.student][run.variant] = run
     out = []
     for metric in metrics:
-        out += [f"### bbox {metric} (Δ vs baseline)", "", "| student | " + " | ".join(HEADERS) + " |",
-                "|---" * (len(HEADERS) + 1) + "|"]
+        labels = [variant.label for variant in VARIANTS.values()]
+        out += [f"### bbox {metric} (Δ vs baseline)", "", "| student | " + " | ".join(labels) + " |",
+                "|---" * (len(labels) + 1) + "|"]
         for student in sorted(table):
             values = [table[student][v].metrics.get(metric) if v in table[student] else None for v in VARIANTS]
             out.append(f"| {student} | " + " | ".join(_cell(v, values[0] if i else None) for i, v in enumerate(values)) + " |")

@@ -8,10 +8,11 @@ This script:
 1. keeps an importable detectron2 that has real compiled ops (``detectron2._C``) untouched;
 2. otherwise downloads the sdist through PyPI's simple API (or takes ``--sdist PATH``), checks its
    pinned sha256, and unpacks it into a temporary folder;
-3. patches it: no extension modules, a placeholder ``detectron2/_C.py`` whose ops raise a clear
-   error, a hook in ``detectron2/__init__.py`` that applies :mod:`dicod_d2.compat` before any other
-   detectron2 code runs, and the model-zoo configs declared as package data;
-4. installs it with pip under the distribution name ``detectron2`` (version ``0.6+dicod.nocompiledops``).
+3. applies the unified diffs of ``tools/detectron2_patches/`` in name order (one fix each, its
+   reason on the first line); every hunk must match the sdist's sources exactly, else it stops;
+4. installs the result with pip under the distribution name ``detectron2``, version
+   ``0.6+dicod.<hash of the patches>``, then checks that each patched file was installed byte for
+   byte and that detectron2 imports without importing anything of this project.
 
 Run again, it finishes in about a second when the same patched build is already installed.
 """
@@ -23,96 +24,40 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SDIST_NAME = "pb1-detectron2"
 SDIST_VERSION = "0.6"
 SDIST_FILENAME = f"{SDIST_NAME}-{SDIST_VERSION}.tar.gz"
 SDIST_SHA256 = "5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29"
-PLACEHOLDER_MARKER = "DICOD_D2_PLACEHOLDER = True"
-COMPAT_HOOK_MARKER = "# dicod-d2: compatibility hook"
-
-PLACEHOLDER_SOURCE = '''"""Placeholder for detectron2's compiled ops (written by dicod-d2's installer).
-
-This detectron2 was installed without compiled ops. Everything that detectron2 runs through
-torchvision (ROIAlign, NMS) works; deformable convolution, rotated boxes, ROIAlignRotated and the
-fast COCOeval need the compiled extension and raise :class:`CompiledOpUnavailable`.
-"""
-DICOD_D2_PLACEHOLDER = True
+PATCH_DIR = Path(__file__).resolve().parent / "detectron2_patches"
 
 
-class CompiledOpUnavailable(NotImplementedError):
-    """A detectron2 op that needs the compiled extension ``detectron2._C`` was called."""
+class PatchError(SystemExit):
+    """A patch of :data:`PATCH_DIR` does not apply, or was not installed (exits with the message)."""
+
+    def __init__(self, message: str):
+        super().__init__(f"error: {message}")
 
 
-def get_compiler_version():
-    return "none (detectron2 installed without compiled ops)"
+def patch_files() -> list[Path]:
+    """The patch files, in the order they are applied (by name)."""
+    return sorted(PATCH_DIR.glob("*.patch"))
 
 
-def get_cuda_version():
-    return "none (detectron2 installed without compiled ops)"
-
-
-def has_cuda():
-    return False
-
-
-def _unavailable(name):
-    return CompiledOpUnavailable(
-        f"detectron2 op '{name}' needs detectron2's compiled ops (detectron2._C), but detectron2 "
-        "was installed without compiled ops (dicod-d2's tools/install_detectron2.py). Use an op "
-        "that runs through torchvision instead, or build detectron2 from its source with a C++/CUDA "
-        "toolchain into this environment (the installer then leaves it untouched)."
-    )
-
-
-def __getattr__(name):
-    if name.startswith("__"):
-        raise AttributeError(name)
-    raise _unavailable(name)
-
-
-def _register_torch_ops():
-    """detectron2 calls ``torch.ops.detectron2.nms_rotated``: define it so that it raises clearly."""
-    import torch
-
-    lib = torch.library.Library("detectron2", "FRAGMENT")
-
-    def nms_rotated(boxes, scores, iou_threshold):
-        raise _unavailable("nms_rotated")
-
-    try:
-        lib.define("nms_rotated(Tensor boxes, Tensor scores, float iou_threshold) -> Tensor")
-        lib.impl("nms_rotated", nms_rotated, "CompositeExplicitAutograd")
-    except RuntimeError:  # already defined in this process
-        pass
-    return lib
-
-
-_TORCH_LIBRARY = _register_torch_ops()
-'''
-
-COMPAT_HOOK_SOURCE = f'''
-{COMPAT_HOOK_MARKER}: Pillow>=10 and numpy 2 aliases that detectron2 0.6 uses, applied
-# before any detectron2 code runs (see dicod_d2/compat.py).
-try:
-    from dicod_d2.compat import apply_compat as _dicod_apply_compat
-except ImportError:  # dicod-d2 uninstalled: detectron2 still imports where the stack allows
-    pass
-else:
-    _dicod_apply_compat()
-'''
-
-
-# the installed version names the patch, so that a changed installer reinstalls detectron2
-INSTALLED_VERSION = "0.6+dicod." + hashlib.sha256(
-    (PLACEHOLDER_SOURCE + COMPAT_HOOK_SOURCE).encode()
-).hexdigest()[:8]
+def installed_version() -> str:
+    """``0.6+dicod.<hash of the patch files>``: a changed patch reinstalls detectron2."""
+    digest = hashlib.sha256()
+    for path in patch_files():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"{SDIST_VERSION}+dicod.{digest.hexdigest()[:8]}"
 
 
 def log(msg: str) -> None:
@@ -143,6 +88,21 @@ def probe_installed() -> dict:
         return {"importable": False, "error": res.stderr[-2000:]}
 
 
+def check_standalone() -> None:
+    """detectron2's main packages import in a clean interpreter without importing this project."""
+    code = (
+        "import sys, detectron2.data, detectron2.engine, detectron2.evaluation, detectron2.export, "
+        "detectron2.model_zoo, detectron2.modeling\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dicod_d2'))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tempfile.gettempdir()
+    )
+    if res.returncode != 0 or res.stdout.strip() != "[]":
+        raise PatchError(f"the installed detectron2 does not import on its own: {res.stderr[-2000:]}"
+                         f"{res.stdout.strip()}")
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -167,37 +127,85 @@ def download_sdist(dest: Path, index: str) -> Path:
     return out
 
 
-def patch_source(root: Path) -> None:
-    """Apply the four patches described in the module docstring to an unpacked sdist."""
-    setup_py = root / "setup.py"
-    text = setup_py.read_text()
-    replacements = {
-        "ext_modules=get_extensions(),": "ext_modules=[],",
-        'name="pb1-detectron2",': 'name="detectron2",',
-        "version=get_version(),": f'version="{INSTALLED_VERSION}",',
-        'package_data={"detectron2.model_zoo": get_model_zoo_configs()},': (
-            'package_data={"detectron2.model_zoo": ["configs/**/*.yaml", "configs/**/*.py"]},'
-        ),
-    }
-    for old, new in replacements.items():
-        if old not in text:
-            raise SystemExit(f"unexpected setup.py in the sdist: '{old}' not found")
-        text = text.replace(old, new)
-    # the extension build helper must not run at all
-    text = re.sub(r'cmdclass=\{"build_ext": [^}]*\},', "", text)
-    setup_py.write_text(text)
-    (root / "detectron2" / "_C.py").write_text(PLACEHOLDER_SOURCE)
-    init = root / "detectron2" / "__init__.py"
-    init_text = init.read_text()
-    head, sep, tail = init_text.partition("from .utils.env import setup_environment")
-    if not sep:
-        raise SystemExit("unexpected detectron2/__init__.py in the sdist")
-    init.write_text(head + COMPAT_HOOK_SOURCE + "\n" + sep + tail)
-    egg = root / "pb1_detectron2.egg-info"
-    if egg.exists():
-        for p in sorted(egg.iterdir()):
-            p.unlink()
-        egg.rmdir()
+@dataclass
+class FilePatch:
+    """The hunks of one file in a unified diff: ``hunks`` are (old start line, lines with their
+    ' ', '-' or '+' prefix); ``old_start`` 0 with only '+' lines creates the file."""
+
+    path: str
+    hunks: list[tuple[int, list[str]]] = field(default_factory=list)
+
+
+_HUNK = re.compile(r"@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
+
+
+def parse_patch(text: str, name: str) -> list[FilePatch]:
+    """The file patches of a unified diff (lines before the first ``---`` are its description)."""
+    files: list[FilePatch] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ b/"):
+            files.append(FilePatch(lines[i + 1][len("+++ b/"):].split("\t")[0]))
+            i += 2
+            continue
+        match = _HUNK.match(line)
+        if match and files:
+            files[-1].hunks.append((int(match[1]), []))
+        elif files and files[-1].hunks and line[:1] in (" ", "-", "+", ""):
+            files[-1].hunks[-1][1].append(line or " ")  # a blank context line may lose its space
+        elif files and line.startswith("\\"):
+            raise PatchError(f"{name}: 'No newline at end of file' is not supported")
+        i += 1
+    if not files or not all(f.hunks for f in files):
+        raise PatchError(f"{name}: not a unified diff with at least one hunk per file")
+    return files
+
+
+def apply_patch(root: Path, patch: Path) -> list[str]:
+    """Apply ``patch`` to the tree at ``root``; every hunk must match its context exactly, at its
+    line number (shifted by the earlier hunks). Returns the paths it changed."""
+    file_patches = parse_patch(patch.read_text(), patch.name)
+    for fp in file_patches:
+        target = root / fp.path
+        creates = fp.hunks[0][0] == 0
+        if creates == target.exists():
+            state = "already exists" if creates else "does not exist"
+            raise PatchError(f"{patch.name}: {fp.path} {state} in the sdist")
+        lines = [] if creates else target.read_text().splitlines()
+        shift = 0
+        for start, hunk in fp.hunks:
+            old = [h[1:] for h in hunk if h[0] in " -"]
+            new = [h[1:] for h in hunk if h[0] in " +"]
+            at = max(start - 1, 0) + shift
+            if lines[at:at + len(old)] != old:
+                raise PatchError(
+                    f"{patch.name}: hunk at line {start} of {fp.path} does not match the sdist's "
+                    "sources; the patch was written for another detectron2"
+                )
+            lines[at:at + len(old)] = new
+            shift += len(new) - len(old)
+        target.write_text("\n".join(lines) + "\n")
+    return [fp.path for fp in file_patches]
+
+
+def patch_sources(root: Path) -> list[str]:
+    """Apply every patch of :data:`PATCH_DIR` to the unpacked sdist at ``root``, in order; drop its
+    stale egg-info. Returns the package files changed (``detectron2/...``)."""
+    changed = []
+    for patch in patch_files():
+        changed += apply_patch(root, patch)
+        log(f"applied {patch.name}")
+    shutil.rmtree(root / "pb1_detectron2.egg-info", ignore_errors=True)
+    return sorted({path for path in changed if path.startswith("detectron2/")})
+
+
+def check_installed_files(root: Path, changed: list[str], package_dir: Path) -> None:
+    """Each patched package file is installed byte for byte."""
+    differ = [p for p in changed if (package_dir.parent / p).read_bytes() != (root / p).read_bytes()]
+    if differ:
+        raise PatchError(f"installed detectron2 files differ from the patched sources: {differ}")
 
 
 def main() -> int:
@@ -217,8 +225,9 @@ def main() -> int:
     if state.get("importable") and not state.get("placeholder"):
         log(f"detectron2 with compiled ops found at {state['path']}: left untouched")
         return 0
-    if state.get("importable") and state.get("version") == INSTALLED_VERSION and not args.force:
-        log(f"detectron2 {INSTALLED_VERSION} already installed: nothing to do")
+    version = installed_version()
+    if state.get("importable") and state.get("version") == version and not args.force:
+        log(f"detectron2 {version} already installed: nothing to do")
         return 0
 
     with tempfile.TemporaryDirectory(prefix="dicod-d2-detectron2-") as tmp:
@@ -234,17 +243,22 @@ def main() -> int:
         with tarfile.open(sdist) as tar:
             tar.extractall(tmp, filter="data")
         root = tmp / f"{SDIST_NAME}-{SDIST_VERSION}"
-        patch_source(root)
-        log("building and installing detectron2 without compiled ops")
+        changed = patch_sources(root)
+        log(f"building and installing detectron2 {version} without compiled ops")
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps",
              "--no-cache-dir", str(root)],
             check=True,
+            # setup.py's get_version() appends it to detectron2's "0.6"
+            env={**os.environ, "D2_VERSION_SUFFIX": version[len(SDIST_VERSION):]},
         )
-    state = probe_installed()
-    if not state.get("importable"):
-        raise SystemExit(f"detectron2 installed but does not import: {state.get('error')}")
-    log(f"detectron2 {state.get('version')} installed at {Path(state['path']).parent}")
+        state = probe_installed()
+        if not state.get("importable") or state.get("version") != version:
+            raise SystemExit(f"detectron2 {version} installed but does not import: {state}")
+        check_installed_files(root, changed, Path(state["path"]).parent)
+        check_standalone()
+    log(f"detectron2 {state['version']} installed at {Path(state['path']).parent}; "
+        f"patched files checked: {len(changed)}")
     return 0
 
 

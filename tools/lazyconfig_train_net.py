@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train or evaluate a detector from a LazyConfig file, on one or several processes.
 
-    python tools/lazyconfig_train_net.py --config-file configs/fashiondet/faster_rcnn_baseline.py \
+    python tools/lazyconfig_train_net.py --config-file configs/fashiondet/faster_rcnn/baseline.py \
         [--num-gpus N] [--num-machines M --machine-rank R --dist-url tcp://HOST:PORT] \
         [--eval-only] [--resume] [key=value ...]
 

@@ -1,19 +1,12 @@
-# DICOD distillation settings shared by every student: the paper's defaults (§4.1: T = 2, λ_cls = 0.4,
-# λ_loc = 0.15, pixels + stem pooled 4 / 8) at the authors' balance (each term divided by the
-# normaliser of the student's own loss in the same head, not by the number of positives).
+# DICOD distillation settings shared by every student: the paper's defaults (Sections 3 and 4.1: T = 2,
+# λ_cls = 0.4, λ_loc = 0.15, pixels + stem pooled 4 / 8) at the authors' balance (each term divided by
+# the normaliser of the student's own loss in the same head, not by the number of positives).
 from detectron2.config import LazyCall as L
 
 from dicod_d2.data.datasets import thing_classes
 from dicod_d2.modeling.distiller import DICODDistiller
+from dicod_d2.modeling.variants import VARIANTS
 from dicod_d2.teacher import build_frozen_teacher
-
-#: which terms each variant of the paper's tables switches on
-VARIANTS = {
-    "kd_cls": dict(kd_cls=True, loc_pix=False, kd_loc=False),  # +KD_cls
-    "loc": dict(kd_cls=False, loc_pix=True, kd_loc=False),  # +loc_pix
-    "loc_kd_loc": dict(kd_cls=False, loc_pix=True, kd_loc=True),  # +loc_pix+KD_loc
-    "dicod": dict(kd_cls=True, loc_pix=True, kd_loc=True),  # full DICOD
-}
 
 
 def distiller(teacher_path: str, variant: str = "dicod"):
@@ -34,7 +27,7 @@ def distiller(teacher_path: str, variant: str = "dicod"):
         loc_pix_space="teacher",  # SSD students: "image" (dicod_variant sets it)
         input_format="${..input_format}",
         class_names=L(thing_classes)(dataset_name="${dataloader.train.dataset.names}"),
-        **VARIANTS[variant],
+        **VARIANTS[variant].terms,
     )
 
 

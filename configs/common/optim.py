@@ -12,6 +12,6 @@ SGD = L(torch.optim.SGD)(
     weight_decay=1e-4,
 )
 
-# SSD (method.md §6): SGD, momentum 0.9, weight decay 5e-4; the lr is set by the config's recipe
+# SSD (paper, Section 4.1; supplementary S3): SGD, momentum 0.9, weight decay 5e-4; the lr is set by the config's recipe
 SSD_SGD = copy.deepcopy(SGD)
 SSD_SGD.weight_decay = 5e-4

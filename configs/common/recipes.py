@@ -11,11 +11,12 @@ from dicod_d2.modeling.meta_arch.rcnn import DICODGeneralizedRCNN
 from dicod_d2.modeling.meta_arch.retinanet import DICODRetinaNet
 from dicod_d2.modeling.meta_arch.ssd import SSD
 from dicod_d2.modeling.roi_heads import DICODROIHeads
+from dicod_d2.modeling.variants import BASELINE, VARIANTS
 
-from .dicod import VARIANTS, control_distiller, distiller
+from .dicod import control_distiller, distiller
 from .schedule import coco_schedule
 
-#: default teacher files (method.md §2), written by the configs/teacher/{coco,fashiondet}/*.py runs:
+#: default teacher files (paper, supplementary S2 and Table S1), written by the configs/teacher/{coco,fashiondet}/*.py runs:
 #: general aug + CE + FL for Faster R-CNN and RetinaNet, SSD aug + CE for SSD (112 px on COCO, 56 px
 #: on FashionDet); override with model.distiller.teacher.path=...
 COCO_TEACHER = "output/teacher/coco/resnet50_112_general_ce_fl/teacher.pth"
@@ -26,7 +27,6 @@ FASHIONDET_SSD_TEACHER = "output/teacher/fashiondet/resnet_tiny_56_ssd_ce/teache
 #: baseline class -> DICOD student class (students whose class already takes a distiller map to themselves)
 _STUDENT_CLASS = {RetinaNet: DICODRetinaNet, GeneralizedRCNN: DICODGeneralizedRCNN}
 _ROI_HEADS_CLASS = {StandardROIHeads: DICODROIHeads}
-_BASELINE = "baseline"
 
 
 def coco_recipe(
@@ -62,7 +62,7 @@ def coco_recipe(
     train.max_iter = max_iter
     train.checkpointer.period = iters_per_epoch
     train.eval_period = iters_per_epoch * max(1, epochs // 4)
-    train.output_dir = f"./output/coco/{name}/{_BASELINE}"
+    train.output_dir = f"./output/coco/{name}/{BASELINE}"
     return lr_multiplier
 
 
@@ -73,17 +73,16 @@ def dicod_variant(model, train, variant, teacher_path=None):
         model: the baseline's ``model`` (RetinaNet, GeneralizedRCNN with StandardROIHeads, or SSD).
         train: the baseline's ``train``; its ``output_dir`` must end with "baseline", which is
             replaced by ``variant``.
-        variant: a key of ``configs/common/dicod.py:VARIANTS`` ("kd_cls", "loc", "loc_kd_loc",
-            "dicod"), or "control": KD_cls toward the label-smoothed ground truth, no teacher.
+        variant: a distillation variant of :data:`dicod_d2.modeling.variants.VARIANTS` ("kd_cls",
+            "loc", "loc_kd_loc", "dicod"), or "control": KD_cls toward the label-smoothed ground truth, no teacher.
         teacher_path: the teacher file (``model.distiller.teacher.path``); unused by "control".
     """
-    if variant not in VARIANTS and variant != "control":
+    distilled = [name for name in VARIANTS if name != BASELINE] + ["control"]
+    if variant not in distilled:
+        raise ValueError(f"unknown DICOD variant {variant!r}; choose among {distilled}.")
+    if not str(train.output_dir).endswith(BASELINE):
         raise ValueError(
-            f"unknown DICOD variant {variant!r}; choose among {sorted(VARIANTS) + ['control']}."
-        )
-    if not str(train.output_dir).endswith(_BASELINE):
-        raise ValueError(
-            f"train.output_dir={train.output_dir!r} of the baseline must end with '{_BASELINE}' "
+            f"train.output_dir={train.output_dir!r} of the baseline must end with '{BASELINE}' "
             "(the variant's folder replaces that suffix)."
         )
     model._target_ = _STUDENT_CLASS.get(model._target_, model._target_)
@@ -97,4 +96,4 @@ def dicod_variant(model, train, variant, teacher_path=None):
     if model._target_ is SSD and variant != "control":
         # the authors' SSD crops its mean-subtracted, std-1 input: L_loc_pix on the 0-255 scale
         model.distiller.loc_pix_space = "image"
-    train.output_dir = str(train.output_dir)[: -len(_BASELINE)] + variant
+    train.output_dir = str(train.output_dir)[: -len(BASELINE)] + variant

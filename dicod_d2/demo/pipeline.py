@@ -17,7 +17,7 @@ from .metrics import aggregate, read_run
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: the student families of the demo (FashionDet configs ``configs/fashiondet/<student>_<variant>.py``)
+#: the student families of the demo (FashionDet configs ``configs/fashiondet/<student>/<variant>.py``)
 STUDENTS = ("faster_rcnn", "retinanet", "ssd")
 #: the variants, in report order, with their label
 VARIANTS = {
@@ -39,7 +39,7 @@ CHOICE_SPLIT, REPORT_SPLIT = "val", "test"
 
 def student_config(student: str, variant: str) -> str:
     """The FashionDet config of one student family and variant (a path relative to the repository)."""
-    return f"configs/fashiondet/{student}_{variant}.py"
+    return f"configs/fashiondet/{student}/{variant}.py"
 
 
 @dataclasses.dataclass

@@ -1,4 +1,4 @@
-"""DICOD distillation losses (method.md §3-§4)."""
+"""DICOD distillation losses (the paper's Section 3)."""
 from .kd_cls import kd_cls_sigmoid, kd_cls_softmax
 from .kd_loc import default_loc_pools, loc_feature_loss, loc_pixel_loss
 

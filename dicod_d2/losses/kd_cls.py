@@ -1,4 +1,4 @@
-"""Classification distillation (KD_cls, method.md §3): KL(teacher ‖ student) on positive samples.
+"""Classification distillation (KD_cls, the paper's Section 3): KL(teacher ‖ student) on positive samples.
 
 K positives; the teacher has C classes. Teacher logits never receive a gradient (detached).
 An empty batch (K = 0) gives a zero connected to the student's graph.

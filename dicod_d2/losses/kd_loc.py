@@ -1,4 +1,4 @@
-"""Localization distillation (KD_loc, method.md §4): pooled L1 between predicted- and gt-box crops.
+"""Localization distillation (KD_loc, the paper's Section 3): pooled L1 between predicted- and gt-box crops.
 
 For K positives, a layer with C channels pooled to h × h contributes
 ``(1/K) Σ_k ‖AP_h(F(O^p_k)) − AP_h(F(O^gt_k))‖₁ / (C·h²)``, i.e. the mean absolute difference of the

@@ -20,6 +20,7 @@ from .teacher_file import (
     load_teacher_file,
     read_teacher_file,
     save_teacher_file,
+    write_random_teacher,
 )
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "load_teacher_file",
     "read_teacher_file",
     "save_teacher_file",
+    "write_random_teacher",
 ]

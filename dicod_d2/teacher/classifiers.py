@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from ..errors import ConfigError
+from ..utils.state_dict import read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -337,26 +338,6 @@ def guess_arch(state_dict: dict) -> str | None:
     return None
 
 
-def _read_state_dict(path: str) -> dict:
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"init weights file '{path}' does not exist; give a local torchvision-format state "
-            f"dict, one of {sorted(SHIPPED_WEIGHTS)}, or None to train from scratch"
-        ) from None
-    except Exception as e:  # truncated / corrupt / not a torch file
-        raise ConfigError(f"cannot read init weights file '{path}' ({type(e).__name__}: {e})") from e
-    if not isinstance(state_dict, dict) or not all(
-        isinstance(v, Tensor) for v in state_dict.values()
-    ):
-        raise ConfigError(
-            f"init weights file '{path}' is not a plain state dict (name -> tensor); save one with "
-            "torch.save(model.state_dict(), path)"
-        )
-    return state_dict
-
-
 def load_init_weights(model: TeacherClassifier, init_weights: str) -> list[str]:
     """Load pretrained (ImageNet) weights into ``model`` except its classification head.
 
@@ -375,7 +356,10 @@ def load_init_weights(model: TeacherClassifier, init_weights: str) -> list[str]:
         path = path_fn()
     else:
         path = init_weights
-    state_dict = _read_state_dict(path)
+    state_dict, _ = read_state_dict(
+        path, what="init weights file", hint=f"Give a local torchvision-format state dict, one of "
+        f"{sorted(SHIPPED_WEIGHTS)}, or None to train from scratch."
+    )
     dropped = [k for k in model.head_keys if k in state_dict]
     state_dict = {k: v for k, v in state_dict.items() if k not in model.head_keys}
     # old torchvision files lack BatchNorm's num_batches_tracked (BatchNorm fills it in itself).

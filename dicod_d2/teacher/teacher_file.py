@@ -14,7 +14,7 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -22,6 +22,8 @@ from ..errors import UserError
 from ..utils.io import atomic_torch_save
 from .classifiers import (
     CLASSIFIERS,
+    IMAGENET_PIXEL_MEAN,
+    IMAGENET_PIXEL_STD,
     TeacherClassifier,
     WeightsMismatchError,
     build_classifier,
@@ -139,6 +141,29 @@ def is_teacher_file(path: str | os.PathLike) -> bool:
     except Exception:  # missing, not a zip-format torch file, not weights-only: not a teacher file
         return False
     return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
+
+
+def write_random_teacher(
+    path: str | os.PathLike,
+    class_names: Sequence[str],
+    arch: str = "resnet_tiny",
+    input_size: int = 56,
+    seed: int = 0,
+) -> str:
+    """Write a teacher file of random weights (``torch.manual_seed(seed)``; the global RNG is left
+    as it was) for ``class_names``: RGB crops of ``input_size`` px, ImageNet normalisation. It runs
+    at the speed of a trained teacher of the same ``arch``, for tests and timing. Returns str(path).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_classifier(arch, len(class_names))
+    meta = TeacherMeta(
+        arch=arch, num_classes=len(class_names), class_names=list(class_names),
+        input_size=input_size, channel_order="RGB", pixel_mean=IMAGENET_PIXEL_MEAN,
+        pixel_std=IMAGENET_PIXEL_STD, recipe={"note": "random weights, for tests and timing only"},
+    )
+    save_teacher_file(path, model, meta)
+    return str(path)
 
 
 def read_teacher_file(path: str | os.PathLike) -> tuple[TeacherClassifier, TeacherMeta, str]:

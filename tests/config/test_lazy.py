@@ -5,7 +5,7 @@ from _helpers import REPO
 from dicod_d2.config.lazy import load_config
 from dicod_d2.errors import ConfigError
 
-CONFIG = REPO / "configs/fashiondet/faster_rcnn_dicod.py"
+CONFIG = REPO / "configs/fashiondet/faster_rcnn/dicod.py"
 
 
 @pytest.mark.parametrize("override, message", [

@@ -197,7 +197,7 @@ def test_general_recipe_is_the_students_augmentation_list(teacher, student):
 def test_ssd_recipe_is_the_ssd_students_augmentation():
     """The "ssd" teacher sees SSD300's augmentation with the SSD student's size, fill, channels."""
     teacher = load_config(REPO / "configs/teacher/fashiondet/resnet_tiny_56_ssd_ce.py").dataloader
-    student = load_config(REPO / "configs/fashiondet/ssd_baseline.py").dataloader
+    student = load_config(REPO / "configs/fashiondet/ssd/baseline.py").dataloader
     for split in ("train", "test"):
         ours, theirs = teacher[split].mapper.augmentations, student[split].mapper.augmentations
         assert ours._target_ is theirs._target_

@@ -6,7 +6,6 @@ from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
 from fvcore.transforms.transform import NoOpTransform
 
-import dicod_d2  # noqa: F401
 from dicod_d2.data.transforms import (
     CenterCropTransform,
     Expand,

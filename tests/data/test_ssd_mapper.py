@@ -11,7 +11,6 @@ from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
 from PIL import Image
 
-import dicod_d2  # noqa: F401
 from dicod_d2.config.lazy import apply_overrides, load_config
 from dicod_d2.data.dataset_mapper import BoxAugDatasetMapper, annotation_boxes
 from dicod_d2.data.transforms import (
@@ -98,7 +97,7 @@ def test_box_aug_mapper_rejects_proposals():
 
 
 @pytest.mark.parametrize("rel, size", [("coco/ssd300/baseline.py", 300), ("coco/ssd512/dicod.py", 512),
-                                       ("fashiondet/ssd_baseline.py", 300)])
+                                       ("fashiondet/ssd/baseline.py", 300)])
 def test_ssd_configs_use_the_ssd_pipeline_of_their_model(rel, size):
     cfg = load_config(REPO / "configs" / rel)
     train_augs = instantiate(cfg.dataloader.train.mapper.augmentations)
@@ -114,7 +113,7 @@ def test_ssd_configs_use_the_ssd_pipeline_of_their_model(rel, size):
 
 
 def test_fashiondet_ssd_loaders_yield_rgb_images_of_the_network_size(tiny_fashiondet):
-    cfg = load_config(REPO / "configs/fashiondet/ssd_baseline.py")
+    cfg = load_config(REPO / "configs/fashiondet/ssd/baseline.py")
     cfg = apply_overrides(cfg, TINY_OVERRIDES)
     batch = next(iter(instantiate(cfg.dataloader.train)))
     assert len(batch) == 2

@@ -106,7 +106,7 @@ def test_every_family_has_a_config_per_variant_and_its_teacher_recipe(tmp_path):
 
 
 def test_student_digest_depends_on_the_teacher_only_when_used():
-    config = "configs/fashiondet/faster_rcnn_baseline.py"
+    config = "configs/fashiondet/faster_rcnn/baseline.py"
     base = ["train.seed=0"]
     assert pipeline.student_digest(config, base, "a") == pipeline.student_digest(config, base, "b")
     with_teacher = base + ["model.distiller.teacher.path=t.pth"]

@@ -18,7 +18,7 @@ from dicod_d2.engine.defaults import default_argument_parser
 from dicod_d2.engine.interrupt import TrainingInterrupted
 from dicod_d2.engine.train_loop import main
 
-CONFIG = str(REPO / "configs/fashiondet/faster_rcnn_baseline.py")
+CONFIG = str(REPO / "configs/fashiondet/faster_rcnn/baseline.py")
 
 
 def _train(out, max_iter, *argv, interrupt_at=None, signum=signal.SIGINT):

@@ -55,7 +55,7 @@ def test_two_machines_end_with_identical_parameters_and_batchnorm_statistics(tin
         from dicod_d2.engine.launch import launch
         if __name__ == "__main__":
             launch(train_and_dump, 1, num_machines=2, machine_rank=int(sys.argv[1]), dist_url={url!r},
-                   args=({str(REPO / "configs/fashiondet/faster_rcnn_baseline.py")!r}, {overrides!r},
+                   args=({str(REPO / "configs/fashiondet/faster_rcnn/baseline.py")!r}, {overrides!r},
                          {str(tmp_path)!r}), backend="gloo")
     """)
     script = tmp_path / "machine.py"
@@ -63,7 +63,7 @@ def test_two_machines_end_with_identical_parameters_and_batchnorm_statistics(tin
     machine1 = subprocess.Popen([sys.executable, str(script), "1"], stderr=subprocess.PIPE, text=True)
     try:  # machine 0 in this process
         launch(train_and_dump, 1, num_machines=2, machine_rank=0, dist_url=url,
-               args=(str(REPO / "configs/fashiondet/faster_rcnn_baseline.py"), overrides, str(tmp_path)),
+               args=(str(REPO / "configs/fashiondet/faster_rcnn/baseline.py"), overrides, str(tmp_path)),
                backend="gloo")
     finally:
         log1 = machine1.communicate(timeout=300)[1]
@@ -75,7 +75,7 @@ def test_two_machines_end_with_identical_parameters_and_batchnorm_statistics(tin
 
 
 def _cli(capsys, *argv):
-    rc = run_cli(main, "test", ["--config-file", str(REPO / "configs/fashiondet/faster_rcnn_baseline.py"),
+    rc = run_cli(main, "test", ["--config-file", str(REPO / "configs/fashiondet/faster_rcnn/baseline.py"),
                                 *argv])
     return rc, capsys.readouterr().err
 

@@ -8,7 +8,7 @@ from _helpers import REPO, TINY_OVERRIDES
 from dicod_d2.engine.defaults import default_argument_parser
 from dicod_d2.engine.train_loop import main
 
-CONFIG = str(REPO / "configs/fashiondet/faster_rcnn_baseline.py")
+CONFIG = str(REPO / "configs/fashiondet/faster_rcnn/baseline.py")
 
 
 def _run(*argv):

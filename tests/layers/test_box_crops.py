@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-import dicod_d2  # noqa: F401  (compat fixes)
 from dicod_d2.layers import crop_boxes_differentiable, crop_boxes_roi_align, prepare_boxes
 
 

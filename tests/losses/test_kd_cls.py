@@ -1,11 +1,10 @@
-"""KD_cls (method.md §3) against direct per-sample loops."""
+"""KD_cls (the paper's classification distillation, Section 3) against direct per-sample loops."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-import dicod_d2  # noqa: F401
 from dicod_d2.losses import kd_cls_sigmoid, kd_cls_softmax
 
 

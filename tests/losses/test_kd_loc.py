@@ -1,9 +1,8 @@
-"""KD_loc pooled L1 terms (method.md §4) against a direct loop."""
+"""KD_loc pooled L1 terms (the paper's localization distillation, Section 3) against a direct loop."""
 import numpy as np
 import pytest
 import torch
 
-import dicod_d2  # noqa: F401
 from dicod_d2.losses import default_loc_pools, loc_feature_loss, loc_pixel_loss
 
 

@@ -15,7 +15,6 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 from torch import nn
 
-import dicod_d2  # noqa: F401  (compat fixes)
 from dicod_d2.modeling.backbone.mobilenet_v2 import (
     MobileNetV2,
     build_mobilenetv2_backbone,

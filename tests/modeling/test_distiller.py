@@ -4,7 +4,6 @@ import torch
 from detectron2.structures import ImageList
 from torch import nn
 
-import dicod_d2  # noqa: F401
 from dicod_d2.layers import crop_boxes_roi_align
 from dicod_d2.losses import kd_cls_softmax
 from dicod_d2.modeling.distiller import (

@@ -6,7 +6,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import dicod_d2  # noqa: F401
 from dicod_d2.layers import crop_boxes_differentiable
 from dicod_d2.losses import kd_cls_softmax
 from dicod_d2.modeling.distiller import DICODDistiller

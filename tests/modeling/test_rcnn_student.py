@@ -1,7 +1,7 @@
 """The DICOD Faster R-CNN student: losses per variant, positives, gradients, edge cases, inference."""
 import pytest
 import torch
-from _helpers import REPO, TINY_OVERRIDES, write_random_teacher
+from _helpers import REPO, TINY_OVERRIDES
 from detectron2.config import instantiate
 from detectron2.modeling.meta_arch import GeneralizedRCNN
 from detectron2.structures import Boxes, Instances
@@ -14,7 +14,7 @@ from dicod_d2.layers import crop_boxes_roi_align
 from dicod_d2.losses import kd_cls_softmax
 from dicod_d2.modeling import DICODGeneralizedRCNN
 from dicod_d2.modeling.distiller import DetectorNormalizer, raw_images
-from dicod_d2.teacher import TeacherFileError
+from dicod_d2.teacher import TeacherFileError, write_random_teacher
 
 BASE_LOSSES = {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"}
 VARIANT_LOSSES = {
@@ -29,13 +29,13 @@ CROP = 32  # teacher input size: small crops keep the tests fast
 
 def write_teacher_file(path, class_names=FASHION_MNIST_CLASSES, seed=0):
     """A random-weight "resnet_tiny" teacher file for ``class_names`` (CROP px, RGB); returns str(path)."""
-    return write_random_teacher(path, class_names, CROP, seed)
+    return write_random_teacher(path, class_names, input_size=CROP, seed=seed)
 
 
 def student_config(variant, teacher_path, *overrides):
     """The FashionDet config ``faster_rcnn_<variant>.py`` (tiny data), teacher at ``teacher_path``."""
     teacher = [] if variant == "baseline" else [f"model.distiller.teacher.path={teacher_path}"]
-    return load_config(str(REPO / f"configs/fashiondet/faster_rcnn_{variant}.py"),
+    return load_config(str(REPO / f"configs/fashiondet/faster_rcnn/{variant}.py"),
                        [*TINY_OVERRIDES, *teacher, *overrides])
 
 

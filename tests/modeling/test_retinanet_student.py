@@ -3,18 +3,17 @@ import copy
 
 import pytest
 import torch
-from _helpers import REPO, write_random_teacher
+from _helpers import REPO
 from detectron2.config import LazyConfig, instantiate
 from detectron2.modeling.meta_arch import RetinaNet
 from detectron2.structures import Boxes, Instances, pairwise_iou
 from detectron2.utils.events import EventStorage
 
-import dicod_d2  # noqa: F401
 from dicod_d2.layers import crop_boxes_roi_align
 from dicod_d2.losses import kd_cls_sigmoid
 from dicod_d2.modeling.distiller import DetectorNormalizer, DICODDistiller, raw_images
 from dicod_d2.modeling.meta_arch.retinanet import DICODRetinaNet, matched_gt_index
-from dicod_d2.teacher import FrozenTeacher, TeacherMeta, build_classifier
+from dicod_d2.teacher import FrozenTeacher, TeacherMeta, build_classifier, write_random_teacher
 from dicod_d2.teacher.classifiers import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
 
 CLASSES = ["cat", "dog", "bird"]
@@ -195,7 +194,7 @@ def test_matched_gt_index():
 
 @pytest.mark.slow
 def test_fashiondet_dicod_config_trains(tiny_fashiondet, tmp_path):
-    """configs/fashiondet/retinanet_dicod.py: 2 iterations on the tiny FashionDet with a random teacher."""
+    """configs/fashiondet/retinanet/dicod.py: 2 iterations on the tiny FashionDet with a random teacher."""
     from _helpers import TINY_OVERRIDES
 
     from dicod_d2.data.datasets import thing_classes
@@ -203,8 +202,8 @@ def test_fashiondet_dicod_config_trains(tiny_fashiondet, tmp_path):
     from dicod_d2.engine.train_loop import main
 
     names = thing_classes("fashiondet_tiny_train")
-    write_random_teacher(tmp_path / "teacher.pth", names, CROP)
-    argv = ["--config-file", str(REPO / "configs/fashiondet/retinanet_dicod.py"), *TINY_OVERRIDES,
+    write_random_teacher(tmp_path / "teacher.pth", names, input_size=CROP)
+    argv = ["--config-file", str(REPO / "configs/fashiondet/retinanet/dicod.py"), *TINY_OVERRIDES,
             f"train.output_dir={tmp_path / 'run'}", "train.max_iter=2", "train.eval_period=0",
             f"model.distiller.teacher.path={tmp_path / 'teacher.pth'}"]
     trainer = main(default_argument_parser().parse_args(argv))

@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 
-import dicod_d2  # noqa: F401
 from dicod_d2.modeling.ssd_anchors import SSDAnchorGenerator, ssd_anchor_sizes
 
 SSD300 = dict(

@@ -4,7 +4,6 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-import dicod_d2  # noqa: F401
 from dicod_d2.modeling.backbone.vgg import (
     VGG16SSD,
     L2Norm,

@@ -7,7 +7,6 @@ from detectron2.modeling.box_regression import Box2BoxTransform
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
-import dicod_d2  # noqa: F401
 from dicod_d2.modeling.backbone.vgg import VGG16SSD, vgg16_ssd_feature_shapes
 from dicod_d2.modeling.meta_arch.ssd import SSD, SSDHead
 from dicod_d2.modeling.ssd_anchors import SSDAnchorGenerator

@@ -9,7 +9,6 @@ from detectron2.structures import Boxes, Instances, pairwise_iou
 from detectron2.utils.events import EventStorage
 from torchvision.ops import box_iou
 
-import dicod_d2  # noqa: F401
 from dicod_d2.layers import crop_boxes_differentiable, crop_boxes_roi_align
 from dicod_d2.losses import kd_cls_softmax, loc_feature_loss, loc_pixel_loss
 from dicod_d2.modeling.distiller import DICODDistiller, raw_images
@@ -248,22 +247,23 @@ def test_images_without_objects_next_to_images_with_objects(distiller):
 
 @pytest.mark.slow
 def test_fashiondet_dicod_config_trains_and_evaluates(tiny_fashiondet, tmp_path):
-    """configs/fashiondet/ssd_dicod.py: 2 iterations on the tiny FashionDet with a random teacher,
+    """configs/fashiondet/ssd/dicod.py: 2 iterations on the tiny FashionDet with a random teacher,
     then the COCO evaluation of the evaluation hook."""
     import json
 
-    from _helpers import REPO, TINY_OVERRIDES, write_random_teacher
+    from _helpers import REPO, TINY_OVERRIDES
     from detectron2.data import MetadataCatalog
 
     from dicod_d2.data.datasets import thing_classes
     from dicod_d2.engine.defaults import default_argument_parser
     from dicod_d2.engine.train_loop import main
     from dicod_d2.modeling.meta_arch.ssd import SSD
+    from dicod_d2.teacher import write_random_teacher
 
     names = thing_classes("fashiondet_tiny_train")
-    write_random_teacher(tmp_path / "teacher.pth", names, 16)
+    write_random_teacher(tmp_path / "teacher.pth", names, input_size=16)
     out = tmp_path / "run"
-    argv = ["--config-file", str(REPO / "configs/fashiondet/ssd_dicod.py"), *TINY_OVERRIDES,
+    argv = ["--config-file", str(REPO / "configs/fashiondet/ssd/dicod.py"), *TINY_OVERRIDES,
             f"train.output_dir={out}", "train.max_iter=2", "train.eval_period=2",
             f"model.distiller.teacher.path={tmp_path / 'teacher.pth'}"]
     trainer = main(default_argument_parser().parse_args(argv))

@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO / "tests/engine"))  # the launch worker; spawned chi
 from _dist_worker import train_and_dump  # noqa: E402
 from test_rcnn_student import student_config, write_teacher_file  # noqa: E402
 
-CONFIG = str(REPO / "configs/fashiondet/faster_rcnn_dicod.py")
+CONFIG = str(REPO / "configs/fashiondet/faster_rcnn/dicod.py")
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,11 @@ import math
 import pytest
 import torch
 from _helpers import REPO
+from benchmarking.reference import random_boxes, reference_crop_replicate
+from benchmarking.students import DEFAULT_STUDENTS, build_student, synthetic_batches
+from benchmarking.timing import peak_memory_bytes
 
-import dicod_d2  # noqa: F401
 from dicod_d2.layers import crop_boxes_differentiable
-from dicod_d2.utils.benchmark import (
-    DEFAULT_STUDENTS,
-    build_student,
-    peak_memory_bytes,
-    random_boxes,
-    reference_crop_replicate,
-    synthetic_batches,
-)
 
 
 def _tool():

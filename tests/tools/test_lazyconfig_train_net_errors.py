@@ -2,13 +2,14 @@
 import json
 
 import pytest
-from _helpers import REPO, TINY_OVERRIDES, copy_as_own_coco, write_random_teacher
+from _helpers import REPO, TINY_OVERRIDES, copy_as_own_coco
 
 from dicod_d2.cli import run_cli
 from dicod_d2.data.fashion_mnist import FASHION_MNIST_CLASSES
 from dicod_d2.engine.train_loop import main
+from dicod_d2.teacher import write_random_teacher
 
-CONFIG = str(REPO / "configs/fashiondet/faster_rcnn_baseline.py")
+CONFIG = str(REPO / "configs/fashiondet/faster_rcnn/baseline.py")
 
 
 def _cli(capsys, *argv):
@@ -19,10 +20,10 @@ def _cli(capsys, *argv):
 
 
 def test_missing_config_file(capsys):
-    rc, err = _cli(capsys, "--config-file", "configs/fashiondet/faster_rcnn_baseline_typo.py")
+    rc, err = _cli(capsys, "--config-file", "configs/fashiondet/faster_rcnn/baseline_typo.py")
     assert rc == 1
-    assert "config file 'configs/fashiondet/faster_rcnn_baseline_typo.py' does not exist" in err
-    assert "configs/fashiondet/faster_rcnn_baseline.py" in err  # the suggestion
+    assert "config file 'configs/fashiondet/faster_rcnn/baseline_typo.py' does not exist" in err
+    assert "configs/fashiondet/faster_rcnn/baseline.py" in err  # the suggestion
 
 
 def test_bad_override_key(capsys, tmp_path):
@@ -93,7 +94,7 @@ def test_eval_only_without_a_checkpoint(capsys, tmp_path):
 
 
 def test_teacher_file_as_the_student_checkpoint(capsys, tmp_path):
-    teacher = write_random_teacher(tmp_path / "teacher.pth", FASHION_MNIST_CLASSES, 56)
+    teacher = write_random_teacher(tmp_path / "teacher.pth", FASHION_MNIST_CLASSES, input_size=56)
     for mode in (["--eval-only"], []):
         rc, err = _cli(capsys, "--config-file", CONFIG, *mode, *TINY_OVERRIDES,
                        f"train.init_checkpoint={teacher}", f"train.output_dir={tmp_path}/o")
@@ -111,8 +112,8 @@ def test_unregistered_dataset(capsys, tmp_path):
 
 
 def test_negative_loss_weight(capsys, tmp_path, tiny_fashiondet):
-    teacher = write_random_teacher(tmp_path / "teacher.pth", FASHION_MNIST_CLASSES, 56)
-    rc, err = _cli(capsys, "--config-file", "configs/fashiondet/faster_rcnn_dicod.py", *TINY_OVERRIDES,
+    teacher = write_random_teacher(tmp_path / "teacher.pth", FASHION_MNIST_CLASSES, input_size=56)
+    rc, err = _cli(capsys, "--config-file", "configs/fashiondet/faster_rcnn/dicod.py", *TINY_OVERRIDES,
                    f"model.distiller.teacher.path={teacher}", "model.distiller.kd_cls_weight=-0.1",
                    f"train.output_dir={tmp_path}/o")
     assert rc == 1

@@ -4,7 +4,9 @@ import os
 import subprocess
 import sys
 
-from _helpers import REPO, TINY_OVERRIDES, copy_as_own_coco, write_random_teacher
+from _helpers import REPO, TINY_OVERRIDES, copy_as_own_coco
+
+from dicod_d2.teacher import write_random_teacher
 
 
 def _tool(script, *argv):
@@ -28,7 +30,7 @@ def test_teacher_then_dicod_student_on_an_own_coco_json(tiny_fashiondet, tmp_pat
     sha256 = hashlib.sha256(teacher.read_bytes()).hexdigest()
 
     student_dir = tmp_path / "student"
-    run = _tool("lazyconfig_train_net.py", "--config-file", "configs/fashiondet/faster_rcnn_dicod.py",
+    run = _tool("lazyconfig_train_net.py", "--config-file", "configs/fashiondet/faster_rcnn/dicod.py",
                 *register, *TINY_OVERRIDES, *names, "train.max_iter=1",
                 f"model.distiller.teacher.path={teacher}", f"train.output_dir={student_dir}")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -40,7 +42,7 @@ def test_teacher_then_dicod_student_on_an_own_coco_json(tiny_fashiondet, tmp_pat
 
 def test_teacher_tool_user_error_is_one_line(tiny_fashiondet, tmp_path):
     """A teacher file of other classes, found after the setup: one error line, no traceback."""
-    other = write_random_teacher(tmp_path / "other.pth", ["a", "b", "c"], 56)
+    other = write_random_teacher(tmp_path / "other.pth", ["a", "b", "c"], input_size=56)
     run = _tool("train_teacher.py", "--config-file",
                 "configs/teacher/fashiondet/resnet_tiny_56_general_ce_fl.py", "--eval-only",
                 *TINY_OVERRIDES, f"train.init_checkpoint={other}", f"train.output_dir={tmp_path}/o")

@@ -1,4 +1,4 @@
-# SSD's detection data pipeline (method.md §6) on top of any detection dataloader config
+# SSD's detection data pipeline (paper, supplementary S3) on top of any detection dataloader config
 # (configs/common/data/coco.py, configs/common/data/fashiondet.py).
 #
 # Training: photometric distortion → expand ×[1, 4] filled with the model's pixel mean → min-IoU

@@ -1,4 +1,4 @@
-# Faster R-CNN MobileNetV2-FPN (method.md §6).
+# Faster R-CNN MobileNetV2-FPN (paper, Section 4.1; supplementary S3).
 #
 # ImageNet weights: torchvision's mobilenet_v2 IMAGENET1K_V1 state dict (mobilenet_v2-b0353104.pth)
 # copied to the path below, or `model.backbone.weights=/path/mobilenet_v2.pth` (nothing is

@@ -1,4 +1,4 @@
-# Faster R-CNN QR50-FPN (method.md §6): ResNet50 with every width ÷ 4 (66.33% ImageNet top-1 in the
+# Faster R-CNN QR50-FPN (paper, Section 4.1; supplementary S3): ResNet50 with every width ÷ 4 (66.33% ImageNet top-1 in the
 # paper) under detectron2's FPN Faster R-CNN.
 #
 # ImageNet weights: a LOCAL torchvision-format state dict of a ResNet50 with widths ÷ 4 (no public

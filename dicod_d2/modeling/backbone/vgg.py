@@ -40,6 +40,8 @@ from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import Backbone
 from torch import nn
 
+from ...utils.state_dict import read_state_dict
+
 __all__ = [
     "reduce_fc_to_conv",
     "L2Norm",
@@ -313,12 +315,7 @@ class VGG16SSD(Backbone):
         VGG16 convolution key, has a key that is neither a VGG16 convolution nor torchvision's
         classifier, or has a tensor of the wrong shape (for example with ``width != 1``).
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"VGG16 weight file '{path}' does not exist.")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+        state, path = read_state_dict(path, what="VGG16 weight file")
         mapping = self._torchvision_key_map()
         fc = reduce_fc_to_conv(state, self.fc6.weight.shape[0]) if _FC_KEYS <= set(state) else {}
         used_fc = _FC_KEYS if fc else set()

@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
 from detectron2.modeling.backbone import FPN, Backbone, ResNet
 
 from ...errors import ConfigError
+from ...utils.state_dict import read_state_dict
 
 __all__ = [
     "TORCHVISION_PIXEL_MEAN",
@@ -90,26 +90,6 @@ def resnet_name_from_torchvision(key: str) -> str:
     return key
 
 
-def _read_state_dict(weights: str | os.PathLike | Mapping[str, torch.Tensor]) -> tuple[dict, str]:
-    if isinstance(weights, Mapping):
-        state, source = dict(weights), "<state dict>"
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"weights file '{path}' does not exist. Give a local torchvision state dict saved "
-                "with torch.save(model.state_dict(), path), or weights=None to train from scratch."
-            )
-        state, source = torch.load(path, map_location="cpu", weights_only=True), str(path)
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise ConfigError(
-            f"{source} is not a flat torchvision state dict: entries {_listing(bad)} are not tensors. "
-            "Save it with torch.save(model.state_dict(), path)."
-        )
-    return state, source
-
-
 def _renamer(backbone: Backbone) -> Callable[[str], str]:
     if isinstance(backbone, ResNet):
         return resnet_name_from_torchvision
@@ -141,7 +121,10 @@ def load_torchvision_weights(
     if isinstance(backbone, FPN):
         backbone = backbone.bottom_up
     rename = _renamer(backbone)
-    state, source = _read_state_dict(weights)
+    state, source = read_state_dict(
+        weights, hint="Give a local torchvision state dict saved with torch.save(model.state_dict(), "
+        "path), or weights=None to train from scratch."
+    )
     target = backbone.state_dict()
 
     mapped, origin, skipped = {}, {}, []

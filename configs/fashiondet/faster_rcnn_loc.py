@@ -1,6 +1,0 @@
-# FashionDet Faster R-CNN student: the "loc" DICOD variant (method.md §7) of faster_rcnn_baseline.py.
-# Teacher file: model.distiller.teacher.path=... (default: the FashionDet teacher config's output).
-from ..common.recipes import FASHIONDET_TEACHER, dicod_variant
-from .faster_rcnn_baseline import dataloader, lr_multiplier, model, optimizer, train
-
-dicod_variant(model, train, "loc", FASHIONDET_TEACHER)

@@ -1,5 +1,0 @@
-# FashionDet faster_rcnn_mobilenetv2: +loc_pix. Teacher: model.distiller.teacher.path=...
-from ..common.recipes import FASHIONDET_TEACHER, dicod_variant
-from .faster_rcnn_mobilenetv2_baseline import dataloader, lr_multiplier, model, optimizer, train
-
-dicod_variant(model, train, "loc", FASHIONDET_TEACHER)

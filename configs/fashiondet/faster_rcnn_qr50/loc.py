@@ -1,0 +1,5 @@
+# FashionDet faster_rcnn_qr50: +loc_pix. Teacher: model.distiller.teacher.path=...
+from ...common.recipes import FASHIONDET_TEACHER, dicod_variant
+from .baseline import dataloader, lr_multiplier, model, optimizer, train
+
+dicod_variant(model, train, "loc", FASHIONDET_TEACHER)

@@ -1,5 +1,0 @@
-# FashionDet faster_rcnn_qr50: full DICOD (KD_cls + loc_pix + KD_loc). Teacher: model.distiller.teacher.path=...
-from ..common.recipes import FASHIONDET_TEACHER, dicod_variant
-from .faster_rcnn_qr50_baseline import dataloader, lr_multiplier, model, optimizer, train
-
-dicod_variant(model, train, "dicod", FASHIONDET_TEACHER)

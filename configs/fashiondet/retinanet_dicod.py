@@ -1,5 +1,0 @@
-# FashionDet retinanet: full DICOD (KD_cls + loc_pix + KD_loc). Teacher: model.distiller.teacher.path=...
-from ..common.recipes import FASHIONDET_TEACHER, dicod_variant
-from .retinanet_baseline import dataloader, lr_multiplier, model, optimizer, train
-
-dicod_variant(model, train, "dicod", FASHIONDET_TEACHER)

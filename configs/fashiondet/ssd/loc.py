@@ -1,0 +1,5 @@
+# FashionDet ssd: +loc_pix. Teacher (SSD aug + CE): model.distiller.teacher.path=...
+from ...common.recipes import FASHIONDET_SSD_TEACHER, dicod_variant
+from .baseline import dataloader, lr_multiplier, model, optimizer, train
+
+dicod_variant(model, train, "loc", FASHIONDET_SSD_TEACHER)

@@ -1,5 +1,0 @@
-# FashionDet ssd: +KD_cls. Teacher (SSD aug + CE): model.distiller.teacher.path=...
-from ..common.recipes import FASHIONDET_SSD_TEACHER, dicod_variant
-from .ssd_baseline import dataloader, lr_multiplier, model, optimizer, train
-
-dicod_variant(model, train, "kd_cls", FASHIONDET_SSD_TEACHER)
