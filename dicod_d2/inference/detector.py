@@ -2,8 +2,7 @@
 
 :class:`StudentDetector` is the single inference path shared by ``tools/predict.py`` (PyTorch) and
 the ONNX export (``dicod_d2.export``): it does the test-time resize of the student's data config
-inside the module (``F.interpolate``, bilinear, no antialiasing, rounded to integer pixel values as
-the data loader's uint8 image), then runs the student's own ``forward`` in eval mode
+inside the module (``F.interpolate``, bilinear, no antialiasing), then runs the student's own ``forward`` in eval mode
 (normalisation, padding to ``size_divisibility``, backbone, heads and the student's own
 post-processing with NMS), and rescales the boxes to the input image.
 
@@ -54,12 +53,12 @@ class InGraphResize:
         return int(new_h), int(new_w)
 
     def __call__(self, image: Tensor) -> Tensor:
-        """[3, H, W] float 0..255 → [3, H', W'] float with integer values 0..255."""
+        """[3, H, W] float 0..255 → [3, H', W'] float 0..255 (not rounded: rounding would turn the
+        runtimes' last-bit differences into whole grey levels)."""
         if self.fixed is None and self.short_edge is None:
             return image
         size = self.output_size(image.shape[-2], image.shape[-1])
-        out = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
-        return out.round().clamp(0, 255)
+        return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
 
 
 def resize_from_augmentations(augmentations: Sequence) -> InGraphResize:
