@@ -41,10 +41,12 @@ class UnsupportedOperatorError(RuntimeError):
 
 
 def export_onnx(detector: torch.nn.Module, path: str | os.PathLike, sample_image: torch.Tensor,
-                metadata: dict[str, str] | None = None, opset: int = ONNX_OPSET) -> Path:
+                metadata: dict[str, str] | None = None, opset: int = ONNX_OPSET,
+                output_names: tuple[str, ...] = OUTPUT_NAMES) -> Path:
     """Trace ``detector`` on ``sample_image`` ([3, H, W] uint8) and write the ONNX graph to ``path``
     atomically (see the module docstring for its inputs and outputs), with ``metadata`` as the
-    model's metadata properties (read back by :class:`OnnxDetector`).
+    model's metadata properties (read back by :class:`OnnxDetector`). ``output_names`` name the
+    module's outputs (dynamic first dimension).
 
     Raises:
         UnsupportedOperatorError: an operator cannot be exported (the message names it).
@@ -57,9 +59,9 @@ def export_onnx(detector: torch.nn.Module, path: str | os.PathLike, sample_image
         try:
             torch.onnx.export(
                 detector, (sample_image,), str(tmp), opset_version=opset, dynamo=False,
-                input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                input_names=[INPUT_NAME], output_names=list(output_names),
                 dynamic_axes={INPUT_NAME: {1: "height", 2: "width"},
-                              **{name: {0: "detections"} for name in OUTPUT_NAMES}},
+                              **{name: {0: "detections"} for name in output_names}},
             )
         except torch.onnx.errors.UnsupportedOperatorError as e:
             match = re.search(r"operator '([^']+)'", str(e))

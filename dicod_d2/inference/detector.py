@@ -74,8 +74,8 @@ def resize_from_augmentations(augmentations: Sequence) -> InGraphResize:
     if len(augs) == 1 and isinstance(augs[0], T.Resize):
         return InGraphResize(fixed=tuple(int(v) for v in augs[0].shape))
     if len(augs) == 1 and isinstance(augs[0], T.ResizeShortestEdge):
-        lengths = augs[0].short_edge_length
-        if augs[0].is_range or len(lengths) != 1:
+        lengths = sorted(set(augs[0].short_edge_length))  # ResizeShortestEdge(800) holds (800, 800)
+        if len(lengths) != 1:
             raise ValueError(f"test-time ResizeShortestEdge must have one length, got {lengths}.")
         max_size = augs[0].max_size
         return InGraphResize(short_edge=int(lengths[0]),
