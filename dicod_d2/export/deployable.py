@@ -45,12 +45,14 @@ def coco_ap(run: SingleFn, dataset_name: str, image_format: str, output_dir: str
     dataset, one image at a time (the first ``limit`` images when given)."""
     evaluator = COCOEvaluator(dataset_name, output_dir=output_dir)
     evaluator.reset()
+    image_ids = []
     for record, image in _dataset_images(dataset_name, image_format, limit):
         boxes, scores, classes = run(image)
         instances = Instances((record["height"], record["width"]), pred_boxes=Boxes(torch.as_tensor(boxes)),
                               scores=torch.as_tensor(scores), pred_classes=torch.as_tensor(classes))
         evaluator.process([{"image_id": record["image_id"]}], [{"instances": instances}])
-    return dict(evaluator.evaluate()["bbox"])
+        image_ids.append(record["image_id"])
+    return dict(evaluator.evaluate(img_ids=image_ids)["bbox"])
 
 
 def latency_ms(run: SingleFn, images: Sequence[np.ndarray], warmup: int = 2) -> dict[str, float]:
