@@ -15,7 +15,13 @@ import torch
 from detectron2.config import instantiate
 
 from dicod_d2.config.lazy import load_config
-from dicod_d2.export import ONNX_OPSET, OnnxDetector, UnsupportedOperatorError, compare_detections, export_onnx
+from dicod_d2.export import (
+    ONNX_OPSET,
+    OnnxDetector,
+    UnsupportedOperatorError,
+    compare_detections,
+    export_onnx,
+)
 from dicod_d2.export.student import export_student
 from dicod_d2.inference.images import read_image
 from dicod_d2.inference.student import load_student
