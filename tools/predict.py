@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--onnx", help="an exported student (tools/export_model.py): run it with ONNX Runtime")
     parser.add_argument("--input", nargs="+", required=True, help="image files, folders or glob patterns")
     parser.add_argument("--output", required=True, help="folder for the drawn images and predictions.json")
-    parser.add_argument("--score-thresh", type=float, default=0.5, help="keep detections scoring at least this")
+    parser.add_argument("--score-thresh", type=float, default=0.5, help="keep detections scoring at least this (an ONNX "
+                        "graph already dropped those under the student's test threshold)")
     parser.add_argument("--device", default="cpu", help="PyTorch device: cpu or cuda[:i]")
     parser.add_argument("--batch-size", type=int, default=1, help="images per PyTorch forward")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="key=value config overrides")

@@ -31,7 +31,7 @@ class LoadedStudent:
     detector: the plain-tensor :class:`StudentDetector` (eval mode, on ``device``);
     class_names: ``thing_classes`` of the config's test dataset (index = predicted class);
     category_ids: the dataset's category id of each class index (COCO results);
-    dataset_name: the config's test dataset; score_thresh: the student's test score threshold.
+    dataset_name: the config's test dataset; config_file: the config it was built from.
     """
 
     detector: StudentDetector

@@ -4,7 +4,7 @@ import torch
 from detectron2.config import instantiate
 
 from dicod_d2.config.lazy import load_config
-from dicod_d2.export.deployable import deployable_student, latency_ms
+from dicod_d2.export.deployable import deployable_line, deployable_student, latency_ms
 
 CONFIG = "configs/fashiondet/retinanet_dicod.py"
 
@@ -22,6 +22,8 @@ def test_deployable_student_on_tiny_val(tmp_path, tiny_fashiondet):
     for runtime in ("pytorch", "onnx"):
         t = r["latency_ms"][runtime]["1"]
         assert 0 < t["p50"] <= t["p90"] and t["images"] == 3
+    line = deployable_line(r)
+    assert line.startswith("Deployable student: exported to ONNX") and f"{r['ap']['onnx']:.2f}" in line
 
 
 def test_latency_percentiles():
