@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--export-dataset", default=None, help="dataset of the export section's AP and "
                         "latency (default: each config's test set)")
     parser.add_argument("--export-images", type=int, default=20, help="images timed per runtime and thread count")
+    parser.add_argument("--export-ap-images", type=int, default=None, help="evaluate the export section's AP "
+                        "on the dataset's first N images (default: all)")
     parser.add_argument("--out", default="output/benchmark/benchmark.json", help="JSON output path (written atomically)")
     return parser
 
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         if "export" in sections:
             results["export"] = bench_export(export_runs, args.export_dataset, Path(args.out).parent / "export",
                                              latency_images=5 if quick else args.export_images,
-                                             ap_limit=8 if quick else None)
+                                             ap_limit=8 if quick else args.export_ap_images)
             done("export")
     results["machine"]["load_average_1min_end"] = os.getloadavg()[0]
     print(bm.format_markdown(results))

@@ -2,9 +2,9 @@
 
 :class:`StudentDetector` is the single inference path shared by ``tools/predict.py`` (PyTorch) and
 the ONNX export (``dicod_d2.export``): it does the test-time resize of the student's data config
-inside the module (``F.interpolate``, bilinear, no antialiasing), then runs the student's own ``forward`` in eval mode
-(normalisation, padding to ``size_divisibility``, backbone, heads and the student's own
-post-processing with NMS), and rescales the boxes to the input image.
+inside the module (``F.interpolate``, bilinear, no antialiasing), then runs the student's own
+``forward`` in eval mode (normalisation, padding to ``size_divisibility``, backbone, heads and
+the student's own post-processing with NMS), which rescales the boxes to the input image.
 
 The resize differs slightly from detectron2's data loader, which resizes with PIL: compare
 PyTorch and ONNX Runtime through this module, never against the data loader's pipeline.
