@@ -5,6 +5,9 @@ Example::
 
     python tools/benchmark.py --sections crop,step,inference --device cpu --iters 5 --out output/benchmark/cpu.json
     python tools/benchmark.py --quick --out /tmp/benchmark.json       # tiny sizes, seconds
+    python tools/benchmark.py --sections export --export-run ssd=configs/fashiondet/ssd/dicod.py,PTH
+
+The ``export`` section (not run by default: it needs trained students) is tools/benchmarking/export.py.
 
 A random-weight teacher file is written to a temporary folder unless ``--teacher`` names one (its
 speed is that of a trained teacher of the same architecture; the JSON says which was used).
@@ -25,18 +28,20 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "99")
 
 import torch  # noqa: E402
 from benchmarking import crop, inference, report, step, timing  # noqa: E402
+from benchmarking.export import bench_export, format_export_markdown, parse_export_runs  # noqa: E402
 from benchmarking.students import DEFAULT_STUDENTS, STUDENTS  # noqa: E402
 
 from dicod_d2.data.fashion_mnist import FASHION_MNIST_CLASSES  # noqa: E402
 from dicod_d2.teacher import FrozenTeacher, write_random_teacher  # noqa: E402
 from dicod_d2.utils.io import atomic_write_text  # noqa: E402
 
-SECTIONS = ("crop", "step", "inference")
+SECTIONS = ("crop", "step", "inference", "export")
+DEFAULT_SECTIONS = ("crop", "step", "inference")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--iters", type=int, default=5, help="timed rounds per training-step variant")
     parser.add_argument("--batch-size", type=int, default=4, help="images per training step")
@@ -51,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test), not for reporting")
     parser.add_argument("--note", default="", help="free text stored in the JSON (e.g. 'CPU shared with other jobs')")
+    parser.add_argument("--export-run", action="append", default=[], metavar="NAME=CONFIG,CHECKPOINT",
+                        help="a trained student for the export section (repeat for several)")
+    parser.add_argument("--export-dataset", default=None, help="dataset of the export section's AP and "
+                        "latency (default: each config's test set)")
+    parser.add_argument("--export-images", type=int, default=20, help="images timed per runtime and thread count")
+    parser.add_argument("--export-ap-images", type=int, default=None, help="evaluate the export section's AP "
+                        "on the dataset's first N images (default: all)")
     parser.add_argument("--out", default="output/benchmark/benchmark.json", help="JSON output path (written atomically)")
     return parser
 
@@ -71,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"error: --gt-per-image must be LO,HI with 1 <= LO <= HI (for example 2,8), got "
               f"{args.gt_per_image!r}.", file=sys.stderr)
+        return 2
+    try:
+        export_runs = parse_export_runs(args.export_run)
+        if "export" in sections and not export_runs:
+            raise ValueError("the export section needs trained students: --export-run NAME=CONFIG,CHECKPOINT.")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         print(f"error: --device {args.device} but CUDA is not available; use --device cpu.", file=sys.stderr)
@@ -130,8 +149,15 @@ def main(argv: list[str] | None = None) -> int:
                 repeats=1 if quick else 5, **small,
             )
             done("inference")
+        if "export" in sections:
+            results["export"] = bench_export(export_runs, args.export_dataset, Path(args.out).parent / "export",
+                                             latency_images=5 if quick else args.export_images,
+                                             ap_limit=8 if quick else args.export_ap_images)
+            done("export")
     results["machine"]["load_average_1min_end"] = os.getloadavg()[0]
     print(report.format_markdown(results))
+    if "export" in results:
+        print(format_export_markdown(results["export"]))
     atomic_write_text(args.out, json.dumps(results, indent=1))
     print(f"wrote {args.out}")
     return 0
