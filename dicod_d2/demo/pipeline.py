@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+from ..modeling.variants import VARIANTS as PAPER_VARIANTS
 from ..utils.io import atomic_write_text
 from .jobs import Job, python_tool, run_jobs
 from .metrics import aggregate, read_run
@@ -19,13 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: the student families of the demo (FashionDet configs ``configs/fashiondet/<student>/<variant>.py``)
 STUDENTS = ("faster_rcnn", "retinanet", "ssd")
-#: the variants, in report order, with their label
+#: the demo's variants, in report order, with their label: the paper's (``dicod_d2.modeling.variants``)
+#: and the label-smoothing control of the ablation
 VARIANTS = {
-    "baseline": "baseline",
-    "kd_cls": "+KD_cls",
-    "loc_kd_loc": "+loc_pix+KD_loc",
+    **{v: PAPER_VARIANTS[v].label for v in ("baseline", "kd_cls", "loc_kd_loc")},
     "control": "control (label smoothing, no teacher)",
-    "dicod": "full DICOD",
+    "dicod": PAPER_VARIANTS["dicod"].label,
 }
 #: teacher recipes (paper §4.1: the teacher's augmentation and loss follow its student's)
 TEACHER_CONFIGS = {

@@ -84,7 +84,7 @@ def test_commands_and_overrides_differ_only_in_the_teacher(tmp_path):
     assert pipeline.dataset_overrides(s, "test")[1] == "dataloader.test.dataset.names=fashiondet_quick_test"
     lines = pipeline.commands(s, {"general": teacher})
     assert lines[0] == "python tools/make_fashiondet.py --preset quick"
-    assert any("faster_rcnn_dicod.py" in line and "train.seed=$SEED" in line for line in lines)
+    assert any("faster_rcnn/dicod.py" in line and "train.seed=$SEED" in line for line in lines)
     assert s.variants == ["baseline", "dicod"] and s.recipes == ["general"]
     assert pipeline.DemoSettings(out_dir=tmp_path, preset="demo", ablation=True).variants[-1] == "dicod"
 
