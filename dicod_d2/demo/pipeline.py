@@ -277,6 +277,26 @@ def examples(s: DemoSettings, runs: Runs) -> list[Path]:
                         score_thresh=0.3)
 
 
+#: images of the report split on which the deployable student's ONNX Runtime AP is compared with PyTorch's
+DEPLOY_AP_IMAGES = 200
+
+
+def deployable(s: DemoSettings, runs: Runs) -> str:
+    """The full DICOD student (first family and seed) exported to ONNX: one report line with its ONNX
+    Runtime AP next to PyTorch's (first ``DEPLOY_AP_IMAGES`` test images) and the CPU latency."""
+    from ..export.deployable import deployable_line, deployable_student
+
+    student = s.students[0]
+    folder = runs[student]["dicod"][0]
+    result = deployable_student(
+        str(REPO / student_config(student, "dicod")), str(folder / "model_final.pth"),
+        f"{s.dataset_prefix}_{REPORT_SPLIT}", s.out_dir / "deploy", threads=(1,), latency_images=20,
+        ap_limit=DEPLOY_AP_IMAGES, overrides=dataset_overrides(s, REPORT_SPLIT),
+    )
+    return (f"{student}, {run_name('dicod', s.seeds[0])}, AP on the first {DEPLOY_AP_IMAGES} images: "
+            + deployable_line(result, threads=1))
+
+
 def commands(s: DemoSettings, teachers: dict[str, Path]) -> list[str]:
     """The commands that reproduce the demo's runs by hand (``$SEED``: each of ``s.seeds``)."""
     lines = [f"python tools/make_fashiondet.py --preset {s.preset}"]
@@ -324,6 +344,9 @@ def run_demo(s: DemoSettings) -> Path:
     lap("evaluation + TIDE")
     pictures = examples(s, runs)
     lap("examples")
+    deploy = deployable(s, runs)
+    print(f"[deploy] {deploy}", flush=True)
+    lap("ONNX export")
     report = s.out_dir / "report.md"
     write_report(
         report,
@@ -337,9 +360,9 @@ def run_demo(s: DemoSettings) -> Path:
         teachers=teacher_info, agg=agg, order=s.variants, labels=VARIANTS,
         splits=(REPORT_SPLIT, CHOICE_SPLIT), tide_summary=summary,
         figures={"ap_vs_iou": figures, "tide": summary["files"]["figure_png"]},
-        examples=pictures, commands=commands(s, teachers), stage_seconds=seconds,
+        examples=pictures, deployable=deploy, commands=commands(s, teachers), stage_seconds=seconds,
     )
     atomic_write_text(s.out_dir / "results.json", json.dumps(
         {"teachers": {r: {k: v for k, v in t.items() if k != "path"} for r, t in teacher_info.items()},
-         "students": agg, "seconds": seconds}, indent=2))
+         "students": agg, "deployable": deploy, "seconds": seconds}, indent=2))
     return report

@@ -87,10 +87,10 @@ def tide_table(summary: Mapping) -> str:
 def write_report(path: str | Path, *, title: str, settings: Sequence[str], teachers: Mapping[str, Mapping],
                  agg: Mapping[str, Mapping[str, dict]], order: Sequence[str], labels: Mapping[str, str],
                  splits: Sequence[str], tide_summary: Mapping, figures: Mapping, examples: Sequence[str],
-                 commands: Sequence[str], stage_seconds: Mapping[str, float]) -> None:
+                 deployable: str, commands: Sequence[str], stage_seconds: Mapping[str, float]) -> None:
     """``report.md``: settings, teachers, per student the COCO tables in the paper's form on the
     report split (``splits[0]``) with the choice split (``splits[1]``) beside it, TIDE, figures,
-    example detections and the commands. ``agg``: student -> split -> variant -> aggregate.
+    example detections, the deployable-student line and the commands. ``agg``: student -> split -> variant -> aggregate.
     Image paths are written relative to the report."""
     folder = Path(path).parent
     report_split, choice_split = splits
@@ -122,6 +122,7 @@ def write_report(path: str | Path, *, title: str, settings: Sequence[str], teach
         f"![TIDE error curves]({rel(figures['tide'])})", "",
         f"## Example detections ({report_split} images, first student and seed; threshold in each panel)", "",
         *[f"![{Path(e).stem}]({rel(e)})" for e in examples], "",
+        "## Deployable student", "", deployable, "",
         "## Commands", "",
         "```bash", *commands, "```", "",
         "## Time per stage", "",

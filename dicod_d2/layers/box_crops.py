@@ -56,7 +56,9 @@ def _check_inputs(images: Tensor, boxes: Tensor, batch_index: Tensor, size: int)
         )
     if batch_index.dtype != torch.long:
         raise ValueError(f"batch_index must be a long tensor, got {batch_index.dtype}.")
-    if batch_index.numel() and (batch_index.min() < 0 or batch_index.max() >= images.shape[0]):
+    # the range check reads the values: only where that costs no device synchronisation (CPU)
+    on_cpu = batch_index.device.type == "cpu"
+    if on_cpu and batch_index.numel() and (batch_index.min() < 0 or batch_index.max() >= images.shape[0]):
         raise ValueError(
             f"batch_index values must lie in [0, {images.shape[0] - 1}] (the batch has "
             f"{images.shape[0]} images), got [{int(batch_index.min())}, {int(batch_index.max())}]."
@@ -141,11 +143,14 @@ def crop_boxes_differentiable(
     if boxes.shape[0] == 0:
         return images.new_zeros((0, channels, size, size))
     prepared = prepare_boxes(boxes.to(images.dtype), height, width)
-    grouped = bool((batch_index[1:] >= batch_index[:-1]).all())
+    # one host read of the per-image counts and of the grouping (the split needs the counts anyway)
+    counts_t = torch.bincount(batch_index, minlength=num_images)
+    grouped_t = (batch_index[1:] >= batch_index[:-1]).all()
+    values = torch.cat([counts_t, grouped_t.long().view(1)]).tolist()
+    counts, grouped = values[:-1], bool(values[-1])
     order = None if grouped else torch.argsort(batch_index, stable=True)
     if order is not None:
         prepared = prepared[order]
-    counts = torch.bincount(batch_index, minlength=num_images).tolist()
     pieces = []
     for b, boxes_b in enumerate(torch.split(prepared, counts)):
         n = boxes_b.shape[0]
