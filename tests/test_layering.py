@@ -7,12 +7,16 @@ from _helpers import REPO
 
 #: dicod_d2's subpackages, lowest layer first
 LAYERS = (
+    ("errors",),  # the user-error types: a leaf module every layer may raise
     ("utils",),
     ("config", "layers", "losses", "solver"),
     ("teacher",),
     ("modeling",),
-    ("data", "evaluation"),
+    ("data",),
+    ("evaluation",),
     ("engine",),
+    ("inference",),
+    ("export",),
     ("cli",),
     ("demo",),
 )

@@ -17,6 +17,7 @@ import logging
 import sys
 
 from dicod_d2.cli import report_user_errors
+from dicod_d2.errors import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,11 +40,11 @@ def main(args: argparse.Namespace) -> None:
     from dicod_d2.inference.predict import predict_images
 
     if args.onnx and (args.config_file or args.checkpoint):
-        raise ValueError("give either --onnx or --config-file with --checkpoint, not both.")
+        raise ConfigError("give either --onnx or --config-file with --checkpoint, not both.")
     if not args.onnx and not (args.config_file and args.checkpoint):
-        raise ValueError("give --config-file and --checkpoint (PyTorch), or --onnx (ONNX Runtime).")
+        raise ConfigError("give --config-file and --checkpoint (PyTorch), or --onnx (ONNX Runtime).")
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}.")
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}.")
     paths = expand_inputs(args.input)
     if args.onnx:
         from dicod_d2.export.onnx import OnnxDetector

@@ -32,6 +32,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from detectron2.utils import comm
 
+from ..errors import ConfigError, UserError
 from .interrupt import STOP_SIGNALS, TrainingInterrupted
 
 __all__ = ["DEFAULT_RENDEZVOUS_TIMEOUT", "DEFAULT_TIMEOUT", "RendezvousError", "launch",
@@ -42,8 +43,9 @@ DEFAULT_RENDEZVOUS_TIMEOUT = timedelta(minutes=10)
 logger = logging.getLogger("dicod_d2.launch")
 
 
-class RendezvousError(RuntimeError):
-    """The processes of a multi-machine run did not all meet at the rendezvous URL."""
+class RendezvousError(UserError, RuntimeError):
+    """The processes of a multi-machine run did not all meet at the rendezvous URL (a machine not
+    started, a wrong address or port: the user's to fix, reported as one line)."""
 
 
 def _log() -> logging.Logger:
@@ -71,23 +73,23 @@ def _find_free_port() -> int:
 def _check_topology(num_processes_per_machine: int, num_machines: int, machine_rank: int,
                     dist_url: str | None) -> None:
     if num_processes_per_machine < 1 or num_machines < 1:
-        raise ValueError(
+        raise ConfigError(
             f"--num-gpus ({num_processes_per_machine}) and --num-machines ({num_machines}) must be >= 1"
         )
     if not 0 <= machine_rank < num_machines:
-        raise ValueError(
+        raise ConfigError(
             f"--machine-rank {machine_rank} is outside 0..{num_machines - 1} for --num-machines "
             f"{num_machines}: give each machine its own rank, 0 on the machine of --dist-url"
         )
     if num_machines > 1 and dist_url in (None, "auto"):
-        raise ValueError(
+        raise ConfigError(
             "several machines need --dist-url tcp://HOST:PORT, the address of machine 0 (the same on "
             "every machine)"
         )
     if dist_url not in (None, "auto"):
         url = urlparse(dist_url)
         if url.scheme != "tcp" or not url.hostname or not url.port:
-            raise ValueError(f"--dist-url must be tcp://HOST:PORT (machine 0's address), got '{dist_url}'")
+            raise ConfigError(f"--dist-url must be tcp://HOST:PORT (machine 0's address), got '{dist_url}'")
 
 
 def launch(
@@ -123,9 +125,9 @@ def launch(
     backend = (backend or default_backend()).lower()
     if backend == "nccl":
         if not torch.cuda.is_available():
-            raise RuntimeError("backend 'nccl' needs CUDA; use backend 'gloo' to train on CPUs")
+            raise ConfigError("backend 'nccl' needs CUDA; use backend 'gloo' to train on CPUs")
         if num_processes_per_machine > torch.cuda.device_count():
-            raise RuntimeError(
+            raise ConfigError(
                 f"{num_processes_per_machine} processes asked for but only "
                 f"{torch.cuda.device_count()} GPUs are visible: lower --num-gpus"
             )

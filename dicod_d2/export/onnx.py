@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UserError
 from ..utils.io import atomic_path
 
 __all__ = ["ONNX_OPSET", "OnnxDetector", "UnsupportedOperatorError", "export_onnx"]
@@ -36,7 +37,7 @@ INPUT_NAME = "image"
 OUTPUT_NAMES = ("boxes", "scores", "classes")
 
 
-class UnsupportedOperatorError(RuntimeError):
+class UnsupportedOperatorError(UserError, RuntimeError):
     """An operator of the model has no ONNX translation at the export's opset; names the operator."""
 
 

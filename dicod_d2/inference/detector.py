@@ -21,6 +21,8 @@ from detectron2.modeling.meta_arch.dense_detector import DenseDetector
 from detectron2.structures import Boxes, Instances
 from torch import Tensor, nn
 
+from ..errors import ConfigError
+
 __all__ = ["InGraphResize", "StudentDetector", "resize_from_augmentations"]
 
 
@@ -76,12 +78,12 @@ def resize_from_augmentations(augmentations: Sequence) -> InGraphResize:
     if len(augs) == 1 and isinstance(augs[0], T.ResizeShortestEdge):
         lengths = sorted(set(augs[0].short_edge_length))  # ResizeShortestEdge(800) holds (800, 800)
         if len(lengths) != 1:
-            raise ValueError(f"test-time ResizeShortestEdge must have one length, got {lengths}.")
+            raise ConfigError(f"test-time ResizeShortestEdge must have one length, got {lengths}.")
         max_size = augs[0].max_size
         return InGraphResize(short_edge=int(lengths[0]),
                              max_size=None if max_size >= 2**31 - 1 else int(max_size))
     names = ", ".join(type(a).__name__ for a in augs)
-    raise ValueError(
+    raise ConfigError(
         f"test augmentations [{names}] cannot be done inside the exported graph: use no augmentation, "
         "one Resize or one ResizeShortestEdge in dataloader.test.mapper.augmentations."
     )

@@ -17,6 +17,7 @@ from detectron2.data import MetadataCatalog
 
 from ..config.lazy import load_config
 from ..engine.checkpoint import AtomicCheckpointer
+from ..errors import CheckpointError
 from .detector import InGraphResize, StudentDetector, resize_from_augmentations
 
 __all__ = ["LoadedStudent", "load_student"]
@@ -104,7 +105,7 @@ def load_student(
     incompatible = checkpointer._load_model(checkpointer._load_file(str(checkpoint)))
     if incompatible is not None and (incompatible.missing_keys or incompatible.incorrect_shapes):
         missing = incompatible.missing_keys + [k for k, *_ in incompatible.incorrect_shapes]
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint '{checkpoint}' does not fit the model of '{config_file}': {len(missing)} "
             f"weights missing or of another shape (e.g. {missing[0]}). Use the config the student "
             "was trained with."

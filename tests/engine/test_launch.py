@@ -13,6 +13,7 @@ import torch
 from dicod_d2.cli import run_cli
 from dicod_d2.engine.launch import RendezvousError, _find_free_port, default_backend, launch
 from dicod_d2.engine.train_loop import main
+from dicod_d2.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned children inherit sys.path
 from _dist_worker import train_and_dump  # noqa: E402
@@ -28,7 +29,7 @@ def test_default_backend_without_cuda_is_gloo():
 def test_nccl_without_cuda_fails_clearly():
     if torch.cuda.is_available():
         pytest.skip("CUDA machine")
-    with pytest.raises(RuntimeError, match="gloo"):
+    with pytest.raises(ConfigError, match="gloo"):
         launch(print, 2, backend="nccl")
 
 

@@ -4,6 +4,7 @@ import torch
 from detectron2.config import instantiate
 
 from dicod_d2.config.lazy import load_config
+from dicod_d2.errors import CheckpointError
 from dicod_d2.inference.student import load_student
 
 
@@ -31,7 +32,7 @@ def test_missing_and_mismatched_checkpoints(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         load_student("configs/fashiondet/ssd/baseline.py", tmp_path / "nope.pth")
     _save_model("configs/fashiondet/retinanet/baseline.py", tmp_path / "retina.pth")
-    with pytest.raises(ValueError, match="does not fit the model"):
+    with pytest.raises(CheckpointError, match="does not fit the model"):
         load_student("configs/fashiondet/ssd/baseline.py", tmp_path / "retina.pth")
     (tmp_path / "bad.pth").write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match="corrupt or truncated"):
