@@ -48,10 +48,23 @@ class RendezvousError(UserError, RuntimeError):
     started, a wrong address or port: the user's to fix, reported as one line)."""
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A handler writing to ``sys.stderr`` as it is when a record is emitted (not when the handler
+    was made), so a replaced stderr (a test's capture, a redirect) still gets the launcher's lines."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ sets it; the current stderr is used
+        pass
+
+
 def _log() -> logging.Logger:
     """This module's logger, printing to stderr before (and outside) detectron2's logging setup."""
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("[launch] %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
