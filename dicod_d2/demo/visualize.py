@@ -36,7 +36,8 @@ def load_detector(config_file: str, checkpoint: str, overrides: Sequence[str] = 
 @torch.no_grad()
 def side_by_side(models: dict[str, torch.nn.Module], dataset: str, out_dir: str | Path,
                  num_images: int = 4, score_thresh: float = 0.5) -> list[Path]:
-    """For the first ``num_images`` of ``dataset``, one PNG with each model's detections side by side."""
+    """For the first ``num_images`` of ``dataset``, one PNG (``<dataset>_<image id>.png``) with each
+    model's detections side by side."""
     meta = MetadataCatalog.get(dataset)
     written = []
     for record in DatasetCatalog.get(dataset)[:num_images]:
@@ -55,7 +56,7 @@ def side_by_side(models: dict[str, torch.nn.Module], dataset: str, out_dir: str 
             panels.append(np.asarray(pil))
         sep = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
         row = np.concatenate([p for pair in zip(panels, [sep] * len(panels), strict=True) for p in pair][:-1], 1)
-        path = Path(out_dir) / f"val_{record['image_id']:06d}.png"
+        path = Path(out_dir) / f"{dataset}_{record['image_id']:06d}.png"
         with atomic_path(path) as tmp:
             Image.fromarray(row).save(tmp, format="PNG")
         written.append(path)
