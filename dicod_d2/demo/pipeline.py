@@ -209,7 +209,7 @@ def evaluate_split(s: DemoSettings, student: str, variant: str, folder: Path, sp
     from detectron2.config import instantiate
     from detectron2.evaluation import inference_on_dataset
 
-    from .visualize import detector_config
+    from ..inference.student import inference_config
 
     checkpoint = folder / "model_final.pth"
     out = folder / split
@@ -219,8 +219,8 @@ def evaluate_split(s: DemoSettings, student: str, variant: str, folder: Path, sp
         cached = json.loads(cache.read_text())
         if cached.get("checkpoint_sha256") == sha:
             return cached["bbox"]
-    cfg = detector_config(str(REPO / student_config(student, variant)),
-                          [*dataset_overrides(s, split), f"train.output_dir={out}"])
+    cfg = inference_config(str(REPO / student_config(student, variant)),
+                           [*dataset_overrides(s, split), f"train.output_dir={out}", "train.device=cpu"])
     model = instantiate(cfg.model).eval()
     DetectionCheckpointer(model).load(str(checkpoint))
     bbox = dict(inference_on_dataset(model, instantiate(cfg.dataloader.test),

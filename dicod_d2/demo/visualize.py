@@ -13,22 +13,13 @@ from detectron2.data.detection_utils import read_image
 from detectron2.utils.visualizer import Visualizer
 from PIL import Image, ImageDraw
 
-from ..config.lazy import load_config
+from ..inference.student import inference_config
 from ..utils.io import atomic_path
-
-
-def detector_config(config_file: str, overrides: Sequence[str] = ()):
-    """A student's config for inference on the CPU: no distiller (inference never uses the teacher,
-    so no teacher file is needed)."""
-    cfg = load_config(config_file, [*overrides, "train.device=cpu"])
-    if "distiller" in cfg.model:
-        cfg.model.distiller = None
-    return cfg
 
 
 def load_detector(config_file: str, checkpoint: str, overrides: Sequence[str] = ()):
     """A trained detector in eval mode on the CPU (no teacher is needed for inference)."""
-    model = instantiate(detector_config(config_file, overrides).model).eval()
+    model = instantiate(inference_config(config_file, [*overrides, "train.device=cpu"]).model).eval()
     DetectionCheckpointer(model).load(checkpoint)
     return model
 

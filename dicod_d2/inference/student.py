@@ -69,6 +69,19 @@ def set_score_thresh(model: torch.nn.Module, score_thresh: float) -> None:
         model.test_score_thresh = score_thresh
 
 
+def inference_config(config_file: str | os.PathLike, overrides: Sequence[str] = ()):
+    """A student's config for inference: its distiller, and so its teacher, removed (logged); no
+    teacher file is needed. ``overrides``: strict ``key=value`` config overrides."""
+    import dicod_d2.data  # noqa: F401  registers the built-in datasets (class names)
+
+    cfg = load_config(config_file, overrides)
+    if cfg.model.get("distiller", None) is not None:
+        logger.info("Inference: the student is built without its distiller; the teacher (%s) is "
+                    "dropped and not needed.", cfg.model.distiller.get("teacher", {}).get("path", "-"))
+        cfg.model.distiller = None
+    return cfg
+
+
 def load_student(
     config_file: str | os.PathLike,
     checkpoint: str | os.PathLike,
@@ -92,13 +105,7 @@ def load_student(
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"checkpoint '{checkpoint}' does not exist: pass the student's "
                                 "model_final.pth (from its train.output_dir).")
-    import dicod_d2.data  # noqa: F401  registers the built-in datasets (class names)
-
-    cfg = load_config(config_file, overrides)
-    if cfg.model.get("distiller", None) is not None:
-        logger.info("Inference: the student is built without its distiller; the teacher (%s) is "
-                    "dropped and not needed.", cfg.model.distiller.get("teacher", {}).get("path", "-"))
-        cfg.model.distiller = None
+    cfg = inference_config(config_file, overrides)
     model = instantiate(cfg.model).to(device).eval()
     checkpointer = AtomicCheckpointer(model)
     # fvcore's own load steps, to check the weights against the model (its load() only warns)
