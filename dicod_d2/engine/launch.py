@@ -12,8 +12,11 @@ GPU per process when CUDA is available, gloo with CPU processes otherwise. It al
 * forwards SIGTERM / SIGINT to its workers, which stop cleanly after the current iteration
   (:mod:`dicod_d2.engine.interrupt`); a second signal kills them. Workers receive SIGINT when the
   launcher dies (``PR_SET_PDEATHSIG``, set by torch's spawn), even by SIGKILL, and stop the same way;
-* reports a worker that died or failed, after stopping the others on its machine (the other
-  machines' workers fail on their next collective operation and stop in turn).
+* reports a worker that died, after stopping the others on its machine, as one line
+  (:class:`ProcessLostError`). The other machines' workers fail on their next collective operation;
+  their launchers, which count each other's heartbeats in machine 0's store, then name the machines
+  that stopped answering in one line too. A worker that raised while every machine still answers
+  keeps its traceback (a bug).
 """
 from __future__ import annotations
 
@@ -35,17 +38,27 @@ from detectron2.utils import comm
 from ..errors import ConfigError, UserError
 from .interrupt import STOP_SIGNALS, TrainingInterrupted
 
-__all__ = ["DEFAULT_RENDEZVOUS_TIMEOUT", "DEFAULT_TIMEOUT", "RendezvousError", "launch",
-           "default_backend"]
+__all__ = ["DEFAULT_RENDEZVOUS_TIMEOUT", "DEFAULT_TIMEOUT", "ProcessLostError", "RendezvousError",
+           "launch", "default_backend"]
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
 DEFAULT_RENDEZVOUS_TIMEOUT = timedelta(minutes=10)
+#: seconds between two heartbeats of a launcher (several machines), and the silence after which a
+#: machine counts as gone
+HEARTBEAT_PERIOD = 1.0
+HEARTBEAT_SILENCE = 5.0
 logger = logging.getLogger("dicod_d2.launch")
 
 
 class RendezvousError(UserError, RuntimeError):
     """The processes of a multi-machine run did not all meet at the rendezvous URL (a machine not
     started, a wrong address or port: the user's to fix, reported as one line)."""
+
+
+class ProcessLostError(UserError, RuntimeError):
+    """A worker died (a signal, an exit code) or lost the processes of a machine that stopped
+    answering: a kill, the out-of-memory killer, a machine or its network down. Not a bug of the
+    program: reported as one line that says to restart every machine with ``--resume``."""
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -128,7 +141,9 @@ def launch(
 
     Raises:
         TrainingInterrupted: the workers stopped cleanly on SIGTERM / SIGINT.
-        RuntimeError: a worker died (signal or exit code); ``ProcessRaisedException``: a worker raised.
+        ProcessLostError: a worker died (signal or exit code), or a worker raised after another
+            machine stopped answering.
+        ProcessRaisedException: a worker raised while every machine answers.
     """
     _check_topology(num_processes_per_machine, num_machines, machine_rank, dist_url)
     world_size = num_machines * num_processes_per_machine
@@ -156,12 +171,49 @@ def launch(
         start_method="spawn",
         join=False,
     )
-    _join(context, machine_rank, num_processes_per_machine)
+    heartbeats = _Heartbeats(store, machine_rank, num_machines) if num_machines > 1 else None
+    _join(context, machine_rank, num_processes_per_machine, heartbeats)
     del store  # machine 0's launcher serves the workers' store until they are done
 
 
-def _join(context, machine_rank: int, num_processes_per_machine: int) -> None:
-    """Wait for the workers, forwarding SIGTERM / SIGINT (a second one kills them)."""
+class _Heartbeats:
+    """The launchers of a several-machine run count their heartbeats in machine 0's store while
+    their workers run; a machine whose count stops moving is gone (killed, or cut off)."""
+
+    def __init__(self, store: dist.TCPStore, machine_rank: int, num_machines: int):
+        self._store = store
+        self._key = f"heartbeat/{machine_rank}"
+        self._others = [m for m in range(num_machines) if m != machine_rank]
+        # a store that stops answering must not hold the launcher (and its signal forwarding)
+        store.set_timeout(timedelta(seconds=HEARTBEAT_SILENCE))
+
+    def beat(self) -> None:
+        """Count one heartbeat of this machine (nothing when machine 0's store is gone)."""
+        try:
+            self._store.add(self._key, 1)
+        except (RuntimeError, OSError):
+            pass
+
+    def silent_machines(self) -> list[int]:
+        """The other machines whose heartbeats stop for :data:`HEARTBEAT_SILENCE` seconds (this
+        machine keeps beating meanwhile); ``[0]`` when machine 0's store no longer answers."""
+        try:
+            start = {m: self._store.add(f"heartbeat/{m}", 0) for m in self._others}
+            silent = list(self._others)
+            deadline = time.monotonic() + HEARTBEAT_SILENCE
+            while silent and time.monotonic() < deadline:
+                time.sleep(HEARTBEAT_PERIOD)
+                self.beat()
+                silent = [m for m in silent if self._store.add(f"heartbeat/{m}", 0) == start[m]]
+            return silent
+        except (RuntimeError, OSError):
+            return [0]
+
+
+def _join(context, machine_rank: int, num_processes_per_machine: int,
+          heartbeats: _Heartbeats | None) -> None:
+    """Wait for the workers, forwarding SIGTERM / SIGINT (a second one kills them) and beating
+    (several machines)."""
     received = []
 
     def forward(signum, frame):
@@ -172,17 +224,29 @@ def _join(context, machine_rank: int, num_processes_per_machine: int) -> None:
 
     previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
     try:
-        while not context.join(grace_period=10):
-            pass
+        while not context.join(timeout=HEARTBEAT_PERIOD if heartbeats else None, grace_period=10):
+            if heartbeats:
+                heartbeats.beat()
     except mp.ProcessExitedException as e:
         interrupted = TrainingInterrupted.from_exit_code(e.exit_code)
         if received or interrupted is not None:  # a worker killed before training counts too
             raise interrupted or TrainingInterrupted(received[0]) from None
         rank = machine_rank * num_processes_per_machine + e.error_index
         how = f"signal {e.signal_name}" if e.signal_name else f"exit code {e.exit_code}"
-        raise RuntimeError(
+        raise ProcessLostError(
             f"process {e.error_index} of machine {machine_rank} (rank {rank}) died with {how}; "
             "the other processes of this machine were stopped. Restart every machine with --resume."
+        ) from None
+    except mp.ProcessRaisedException as e:
+        silent = heartbeats.silent_machines() if heartbeats else []
+        if not silent:
+            raise
+        rank = machine_rank * num_processes_per_machine + e.error_index
+        raise ProcessLostError(
+            f"process {e.error_index} of machine {machine_rank} (rank {rank}) lost the other "
+            f"processes: machine(s) {', '.join(map(str, silent))} stopped answering (killed, out of "
+            "memory, or cut off from the network); the processes of this machine were stopped. "
+            "Restart every machine with --resume."
         ) from None
     finally:
         for s, handler in previous.items():

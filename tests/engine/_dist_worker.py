@@ -17,3 +17,28 @@ def train_and_dump(config: str, overrides: list, out_dir: str) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save({"state": state, "world_size": comm.get_world_size(), "iter": trainer.iter},
                Path(out_dir) / f"rank{comm.get_rank()}.pth")
+
+
+def train_until_stopped(out_dir: str) -> None:
+    """Train a one-layer DDP model until the run stops: rank 0 saves it atomically after every step;
+    each rank writes its process id to ``rank<R>.pid`` once the first step is done."""
+    import itertools
+    import os
+    import time
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    from dicod_d2.utils.io import atomic_path, atomic_write_text
+
+    model = DistributedDataParallel(torch.nn.Linear(4, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for step in itertools.count():
+        optimizer.zero_grad()
+        model(torch.randn(8, 4)).square().mean().backward()
+        optimizer.step()
+        if comm.is_main_process():
+            with atomic_path(Path(out_dir) / "model.pth") as tmp:
+                torch.save(model.module.state_dict(), tmp)
+        if step == 0:
+            atomic_write_text(Path(out_dir) / f"rank{comm.get_rank()}.pid", str(os.getpid()))
+        time.sleep(0.05)

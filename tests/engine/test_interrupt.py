@@ -6,11 +6,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
-from _helpers import REPO, TINY_OVERRIDES
+from _helpers import REPO, TINY_OVERRIDES, alive, children
 from detectron2.engine import SimpleTrainer
 
 from dicod_d2.engine.checkpoint import _is_complete
@@ -73,27 +72,6 @@ def test_signal_stops_cleanly_and_resume_continues_the_data_stream(tiny_fashiond
     assert first + rest == uninterrupted
 
 
-def _children(pid: int) -> list:
-    """Process ids whose parent is ``pid`` (Linux /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_two_process_launcher_signal_leaves_no_worker_and_no_partial_file(tiny_fashiondet, tmp_path,
@@ -110,11 +88,11 @@ def test_two_process_launcher_signal_leaves_no_worker_and_no_partial_file(tiny_f
         while not (out / "metrics.json").exists() or not (out / "metrics.json").read_text().strip():
             assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read()
             time.sleep(0.5)
-        workers = _children(launcher.pid)
-        assert len([p for p in workers if _alive(p)]) >= 2
+        workers = children(launcher.pid)
+        assert len([p for p in workers if alive(p)]) >= 2
         launcher.send_signal(signum)
         deadline = time.monotonic() + 120
-        while any(_alive(p) for p in workers):
+        while any(alive(p) for p in workers):
             assert time.monotonic() < deadline, "a worker outlived its launcher"
             time.sleep(0.5)
         output = launcher.communicate(timeout=60)[0]

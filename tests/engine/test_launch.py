@@ -1,5 +1,7 @@
-"""Several CPU processes (gloo) train through the project's launcher and stay in sync; bad topologies
-and machines that do not join fail at once with a message."""
+"""Several CPU processes (gloo) train through the project's launcher and stay in sync; bad topologies,
+machines that do not join and a peer that dies mid-run fail with a message."""
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -17,7 +19,7 @@ from dicod_d2.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned children inherit sys.path
 from _dist_worker import train_and_dump  # noqa: E402
-from _helpers import REPO, TINY_OVERRIDES  # noqa: E402
+from _helpers import REPO, TINY_OVERRIDES, alive, children  # noqa: E402
 
 
 def test_default_backend_without_cuda_is_gloo():
@@ -109,3 +111,59 @@ def test_machines_that_do_not_join_are_named_after_the_rendezvous_timeout(capsys
     with pytest.raises(RendezvousError, match="machine 0 did not answer"):
         launch(print, 1, num_machines=2, machine_rank=1, dist_url=url, backend="gloo",
                rendezvous_timeout=timedelta(seconds=1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["machine", "worker"])
+def test_a_peer_that_dies_mid_run_stops_the_others_with_one_line(tmp_path, victim):
+    """SIGKILL machine 1 (its launcher and worker: a machine lost) or only its worker (the
+    out-of-memory killer) mid-run: machine 0's launcher stops within seconds with one ``error:``
+    line naming machine 1, no process left behind and no half-written file."""
+    url = f"tcp://127.0.0.1:{_find_free_port()}"
+    script = tmp_path / "machine.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from _dist_worker import train_until_stopped
+        from dicod_d2.cli import report_user_errors
+        from dicod_d2.engine.launch import launch
+        if __name__ == "__main__":
+            sys.exit(report_user_errors(lambda: launch(
+                train_until_stopped, 1, num_machines=2, machine_rank=int(sys.argv[1]),
+                dist_url={url!r}, args=({str(tmp_path)!r},), backend="gloo")))
+    """))
+    machines = [subprocess.Popen([sys.executable, str(script), str(rank)], stderr=subprocess.PIPE,
+                                 text=True, start_new_session=True) for rank in (0, 1)]
+    try:
+        deadline = time.monotonic() + 120
+        while not all((tmp_path / f"rank{r}.pid").exists() for r in (0, 1)):
+            assert all(m.poll() is None for m in machines) and time.monotonic() < deadline
+            time.sleep(0.2)
+        processes0 = children(machines[0].pid)  # its worker (and multiprocessing's resource tracker)
+        killed = time.monotonic()
+        if victim == "machine":
+            os.killpg(machines[1].pid, signal.SIGKILL)
+        else:
+            os.kill(int((tmp_path / "rank1.pid").read_text()), signal.SIGKILL)
+        err0 = machines[0].communicate(timeout=60)[1]
+        err1 = machines[1].communicate(timeout=60)[1]
+    finally:
+        for m in machines:
+            if m.poll() is None:
+                os.killpg(m.pid, signal.SIGKILL)
+    assert time.monotonic() - killed < 30
+    assert machines[0].returncode == 1 and "Traceback" not in err0, err0
+    assert err0.splitlines()[-1].startswith(
+        "error: process 0 of machine 0 (rank 0) lost the other processes: machine(s) 1 stopped answering"
+    ), err0
+    assert err0.rstrip().endswith("Restart every machine with --resume.")
+    if victim == "worker":
+        assert machines[1].returncode == 1 and "Traceback" not in err1, err1
+        assert err1.splitlines()[-1].startswith(
+            "error: process 0 of machine 1 (rank 1) died with signal SIGKILL"), err1
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in processes0):
+        assert time.monotonic() < deadline, "a process outlived machine 0's launcher"
+        time.sleep(0.2)
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert torch.load(tmp_path / "model.pth").keys() == {"weight", "bias"}
