@@ -5,7 +5,9 @@
 sets ``thing_classes`` from the json's categories sorted by id) with clear errors and an image
 check: when the dataset is loaded, every image file is opened (header only) and a missing or
 unreadable file, or a size that disagrees with the json's ``width``/``height``, stops the run with
-one message naming the files, before any DataLoader worker reads them.
+one message naming the files, before any DataLoader worker reads them. Only headers are read: a
+file cut after its header is skipped when it is decoded
+(:class:`dicod_d2.data.dataset_mapper.SkipUnreadableImages`).
 """
 from __future__ import annotations
 

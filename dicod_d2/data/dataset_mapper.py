@@ -6,10 +6,16 @@ box-dependent augmentations such as SSD's min-IoU random crop
 is the same mapper (same arguments, same annotation handling through
 ``DatasetMapper._transform_annotations``: clipping, crowd removal, ``filter_empty_instances``) that
 passes the image's non-crowd boxes to the augmentations.
+
+:class:`SkipUnreadableImages` wraps any detectron2 mapper so that an image whose pixels cannot be
+read (missing, truncated after a valid header, not an image) is skipped with a warning naming it
+instead of failing the DataLoader worker; :func:`drop_unreadable` removes the skipped images from a
+batch, where the training loop and the evaluation count them.
 """
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import torch
@@ -17,8 +23,15 @@ from detectron2.data import DatasetMapper
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
+from PIL import Image
 
-__all__ = ["BoxAugDatasetMapper", "annotation_boxes"]
+__all__ = ["UNREADABLE", "BoxAugDatasetMapper", "SkipUnreadableImages", "annotation_boxes",
+           "drop_unreadable", "pixels_problem"]
+
+logger = logging.getLogger(__name__)
+
+#: key of the record :class:`SkipUnreadableImages` gives for an unreadable image (the reason)
+UNREADABLE = "unreadable_image"
 
 
 def annotation_boxes(annotations: list[dict]) -> np.ndarray:
@@ -63,3 +76,50 @@ class BoxAugDatasetMapper(DatasetMapper):
         if "annotations" in dataset_dict:
             self._transform_annotations(dataset_dict, transforms, image.shape[:2])
         return dataset_dict
+
+
+def pixels_problem(file_name: str) -> str | None:
+    """Why the pixels of ``file_name`` cannot be read (missing, truncated, not an image), else None.
+
+    Decodes the whole image, unlike the header check of :func:`dicod_d2.data.coco_json.image_problem`
+    (a file cut after its header passes that one)."""
+    try:
+        with Image.open(file_name) as im:
+            im.load()
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for truncated or corrupt data
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+class SkipUnreadableImages:
+    """A detectron2 mapper that skips images whose pixels cannot be read.
+
+    ``mapper(dataset_dict)`` as given; when it raises and the image cannot be decoded
+    (:func:`pixels_problem`), a warning names the file and the result is ``{UNREADABLE: reason}``
+    with the record's ``file_name``, ``image_id``, ``width`` and ``height`` (detectron2's
+    aspect-ratio grouping reads the last two), for :func:`drop_unreadable` to remove. Any other
+    failure of the mapper (a bug, a size that disagrees with the annotations) is raised as it is.
+    """
+
+    def __init__(self, mapper):
+        self.mapper = mapper
+
+    def __call__(self, dataset_dict: dict) -> dict:
+        try:
+            return self.mapper(dataset_dict)
+        except Exception:
+            problem = pixels_problem(dataset_dict["file_name"])
+            if problem is None:
+                raise
+        logger.warning("Skipping unreadable image '%s' (%s)", dataset_dict["file_name"], problem)
+        kept = {k: dataset_dict[k] for k in ("file_name", "image_id") if k in dataset_dict}
+        return {**kept, "width": dataset_dict.get("width", 0), "height": dataset_dict.get("height", 0),
+                UNREADABLE: problem}
+
+
+def drop_unreadable(batch: list[dict]) -> tuple[list[dict], int]:
+    """``batch`` without the records of skipped images, and how many there were."""
+    kept = [d for d in batch if UNREADABLE not in d]
+    return kept, len(batch) - len(kept)

@@ -5,7 +5,9 @@ It follows detectron2's ``tools/lazyconfig_train_net.py`` with: the CPU/GPU laun
 iteration, strict config overrides and clear errors, and for long or preempted runs: a data stream that a
 resumed run continues (:class:`dicod_d2.data.samplers.ResumableTrainingSampler`), a clean stop on
 SIGTERM / SIGINT (:mod:`dicod_d2.engine.interrupt`) and rank 0's BatchNorm statistics on every
-process (:mod:`dicod_d2.engine.buffers`). The config provides ``model``,
+process (:mod:`dicod_d2.engine.buffers`). The loaders' mappers skip unreadable images with a warning
+(:class:`dicod_d2.data.dataset_mapper.SkipUnreadableImages`): training counts them in the metric
+``data/unreadable_images``, evaluation logs how many it skipped. The config provides ``model``,
 ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier`` and ``train`` (see
 ``configs/common/train.py``); ``train.extra_hooks`` (optional) lists more detectron2 hooks,
 registered after the ``EvalHook``.
@@ -19,10 +21,12 @@ from detectron2.data import build_detection_train_loader
 from detectron2.engine import AMPTrainer, SimpleTrainer, default_writers, hooks
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+from detectron2.utils.events import get_event_storage
 from detectron2.utils.registry import locate
 from omegaconf import OmegaConf
 
 from ..config.lazy import load_config
+from ..data.dataset_mapper import SkipUnreadableImages, drop_unreadable
 from ..data.datasets import thing_classes
 from ..data.samplers import ResumableTrainingSampler
 from ..errors import CheckpointError, ConfigError
@@ -35,14 +39,44 @@ from .interrupt import StopOnSignal
 logger = logging.getLogger("dicod_d2")
 
 
+def instantiate_loader(loader_cfg, **given):
+    """``instantiate(loader_cfg)`` with the arguments ``given`` instead of the config's, and its
+    ``mapper`` (if any) wrapped in :class:`SkipUnreadableImages`."""
+    kwargs = {**loader_cfg, **given}
+    if kwargs.get("mapper") is not None:
+        kwargs["mapper"] = SkipUnreadableImages(instantiate(kwargs["mapper"]))
+    return instantiate(kwargs)
+
+
+class ReadableBatches:
+    """The batches of ``loader`` without the images its mapper skipped as unreadable; ``skipped``
+    counts those so far. Its length is the loader's."""
+
+    def __init__(self, loader):
+        self._loader = loader
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def __iter__(self):
+        for batch in self._loader:
+            batch, skipped = drop_unreadable(batch)
+            self.skipped += skipped
+            if batch:
+                yield batch
+
+
 def do_test(cfg, model):
     """Evaluate ``model`` on ``cfg.dataloader.test`` with ``cfg.dataloader.evaluator``."""
     if "evaluator" not in cfg.dataloader:
         return {}
-    ret = inference_on_dataset(
-        model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator)
-    )
+    batches = ReadableBatches(instantiate_loader(cfg.dataloader.test))
+    ret = inference_on_dataset(model, batches, instantiate(cfg.dataloader.evaluator))
+    skipped = sum(comm.all_gather(batches.skipped))
     if comm.is_main_process():
+        if skipped:
+            logger.warning("%d unreadable images were skipped: their objects count as missed", skipped)
         print_csv_format(ret)
     return ret
 
@@ -66,7 +100,7 @@ def _resumable_loader(loader_cfg):
     if isinstance(target, str):
         target = locate(target)
     if target is not build_detection_train_loader or loader_cfg.get("sampler") is not None:
-        return (lambda: instantiate(loader_cfg)), None
+        return (lambda: instantiate_loader(loader_cfg)), None
     dataset = instantiate(loader_cfg.dataset)
     batch_size = loader_cfg.total_batch_size // comm.get_world_size()
     grouped = loader_cfg.get("aspect_ratio_grouping", True)  # detectron2's default
@@ -76,18 +110,23 @@ def _resumable_loader(loader_cfg):
         sampler.start_item = iteration * batch_size
 
     def build():
-        kwargs = {k: instantiate(v) for k, v in loader_cfg.items() if k not in ("_target_", "dataset")}
-        return build_detection_train_loader(dataset=dataset, sampler=sampler, **kwargs)
+        return instantiate_loader(loader_cfg, dataset=dataset, sampler=sampler)
 
     return build, start_at
 
 
 def _batches(build, start_at, start_iter):
-    """Batches of the loader ``build()`` makes, from iteration ``start_iter()`` on. A generator: the
-    loader is built at the first step, once a resume has set the trainer's iteration."""
+    """Batches of the loader ``build()`` makes, from iteration ``start_iter()`` on, without the
+    unreadable images (counted in ``data/unreadable_images``). A generator: the loader is built at
+    the first step, once a resume has set the trainer's iteration."""
     if start_at is not None:
         start_at(start_iter())
-    yield from build()
+    batches = ReadableBatches(build())
+    for batch in batches:
+        if batches.skipped:
+            get_event_storage().put_scalar("data/unreadable_images", batches.skipped,
+                                           smoothing_hint=False)
+        yield batch
 
 
 def do_train(args, cfg):

@@ -1,10 +1,13 @@
-"""Baseline Faster R-CNN on the tiny FashionDet: train, evaluate by the hook, checkpoint, resume, eval-only."""
+"""Baseline Faster R-CNN on the tiny FashionDet: train, evaluate by the hook, checkpoint, resume, eval-only;
+truncated images are skipped and counted."""
 import json
+import uuid
 
 import pytest
 import torch
-from _helpers import REPO, TINY_OVERRIDES
+from _helpers import REPO, TINY_OVERRIDES, copy_as_own_coco
 
+from dicod_d2.data.coco_json import register_coco_json
 from dicod_d2.engine.defaults import default_argument_parser
 from dicod_d2.engine.train_loop import main
 
@@ -64,3 +67,36 @@ def test_train_evaluate_checkpoint_resume_and_eval_only(tiny_fashiondet, tmp_pat
     # eval-only from the final checkpoint gives the COCO metrics
     res = _run("--eval-only", *common, f"train.init_checkpoint={out / 'model_final.pth'}")
     assert set(res["bbox"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "AP@0.95"}
+
+
+@pytest.mark.slow
+def test_truncated_images_are_skipped_with_a_warning_and_counted(tiny_fashiondet, tmp_path, capfd):
+    """A file cut after its valid header (it passes the up-front header check) in the train split,
+    read by 2 DataLoader worker processes, and in the test split: the run ends normally."""
+    own = copy_as_own_coco(tiny_fashiondet, tmp_path / "data")
+    names, cut = {}, {}
+    for split in ("train", "val"):
+        coco = json.loads(own[split].read_text())
+        coco["images"] = coco["images"][:3]
+        coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in {i["id"] for i in coco["images"]}]
+        own[split].write_text(json.dumps(coco))
+        cut[split] = own["images"] / coco["images"][0]["file_name"]
+        data = cut[split].read_bytes()
+        cut[split].write_bytes(data[: len(data) // 2])
+        names[split] = f"cut_{split}_{uuid.uuid4().hex[:8]}"
+        register_coco_json(names[split], own[split], own["images"])
+    out = tmp_path / "run"
+    overrides = [o for o in TINY_OVERRIDES if ".dataset.names=" not in o] + [
+        f"dataloader.train.dataset.names={names['train']}", f"dataloader.test.dataset.names={names['val']}",
+        "dataloader.train.num_workers=2", f"train.output_dir={out}", "train.max_iter=3", "train.eval_period=3",
+        "train.checkpointer.period=100",
+    ]
+    trainer = _run(*overrides)  # 3 iterations of 2 images: each of the 3 images twice
+    assert trainer.iter == 3
+    log = capfd.readouterr().out  # the DataLoader workers' lines too
+    assert f"Skipping unreadable image '{cut['train']}' (OSError: image file is truncated" in log
+    assert f"Skipping unreadable image '{cut['val']}' (OSError: image file is truncated" in log
+    assert "1 unreadable images were skipped: their objects count as missed" in log
+    metrics = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
+    assert max(m.get("data/unreadable_images", 0) for m in metrics) >= 2
+    assert any("bbox/AP" in m for m in metrics)
