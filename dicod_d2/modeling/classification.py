@@ -16,6 +16,7 @@ from detectron2.utils.events import get_event_storage
 from fvcore.nn import sigmoid_focal_loss
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from ..teacher import (
     IMAGENET_PIXEL_MEAN,
     IMAGENET_PIXEL_STD,
@@ -67,10 +68,10 @@ class CropClassifier(nn.Module):
         super().__init__()
         losses = tuple(losses)
         if not losses or any(name not in LOSSES for name in losses):
-            raise ValueError(f"losses must be a non-empty subset of {LOSSES}, got {losses}")
+            raise ConfigError(f"model.losses={list(losses)}: must be a non-empty subset of {list(LOSSES)}")
         for name, order in (("channel_order", channel_order), ("input_format", input_format)):
             if order not in ("RGB", "BGR"):
-                raise ValueError(f"{name} must be 'RGB' or 'BGR', got {order!r}")
+                raise ConfigError(f"model.{name}={order!r}: must be 'RGB' or 'BGR'")
         if init_weights in SHIPPED_WEIGHTS:
             channel_order, default_mean, default_std = SHIPPED_WEIGHTS[init_weights][2]
         else:

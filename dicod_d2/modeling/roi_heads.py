@@ -15,6 +15,8 @@ from detectron2.modeling.roi_heads import StandardROIHeads
 from detectron2.structures import Instances
 from torch import Tensor
 
+from ..errors import ConfigError
+
 __all__ = ["DICODROIHeads", "ROIPositives"]
 
 
@@ -53,9 +55,9 @@ class DICODROIHeads(StandardROIHeads):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         if self.train_on_pred_boxes:
-            raise ValueError(
-                "DICODROIHeads does not support train_on_pred_boxes=True: set it to False "
-                "(the DICOD predicted boxes are decoded from the sampled proposals)."
+            raise ConfigError(
+                "model.roi_heads.train_on_pred_boxes=True is not supported by DICODROIHeads (the "
+                "DICOD predicted boxes are decoded from the sampled proposals): set it to False."
             )
 
     @torch.no_grad()

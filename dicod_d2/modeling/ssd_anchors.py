@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import torch
 from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
 
+from ..errors import ConfigError
+
 __all__ = ["SSDAnchorGenerator", "ssd_anchor_sizes"]
 
 
@@ -36,16 +38,20 @@ def ssd_anchor_sizes(
         num_levels: number of feature levels L (≥ 3).
     """
     if num_levels < 3:
-        raise ValueError(f"SSD anchors need at least 3 levels, got num_levels={num_levels}.")
+        raise ConfigError(f"model.anchor_generator.strides has {num_levels} levels: SSD anchors need "
+                          "at least 3.")
     lo, hi = (round(r * 100) for r in ratio_range)
     if not 0 < lo < hi:
-        raise ValueError(f"ratio_range must satisfy 0 < lo < hi, got {tuple(ratio_range)}.")
+        raise ConfigError(
+            f"model.anchor_generator.ratio_range={tuple(ratio_range)}: must be (lo, hi) with "
+            "0 < lo < hi, fractions of the input size (SSD300: (0.15, 0.9))."
+        )
     step = (hi - lo) // (num_levels - 2)
     percents = list(range(lo, hi + 1, step))[: num_levels - 1]
     if len(percents) != num_levels - 1:
-        raise ValueError(
-            f"ratio_range {tuple(ratio_range)} gives {len(percents)} levels after the first, "
-            f"need {num_levels - 1}; widen the range."
+        raise ConfigError(
+            f"model.anchor_generator.ratio_range={tuple(ratio_range)} gives {len(percents)} levels "
+            f"after the first, the strides need {num_levels - 1}: widen the range."
         )
     first_min, first_max = (round(r * 100) for r in first_level_ratios)
     min_sizes = [input_size * first_min // 100] + [input_size * p // 100 for p in percents]
@@ -78,9 +84,9 @@ class SSDAnchorGenerator(DefaultAnchorGenerator):
         offset: float = 0.5,
     ):
         if len(aspect_ratios) != len(strides):
-            raise ValueError(
-                f"SSD anchors: {len(strides)} strides but {len(aspect_ratios)} aspect-ratio lists; "
-                "give one list per level."
+            raise ConfigError(
+                f"model.anchor_generator has {len(strides)} strides but {len(aspect_ratios)} "
+                "aspect_ratios lists: give one list per level."
             )
         min_sizes, max_sizes = ssd_anchor_sizes(
             input_size, ratio_range, first_level_ratios, len(strides)
@@ -102,7 +108,9 @@ class SSDAnchorGenerator(DefaultAnchorGenerator):
         wh = [(min_size, min_size), (math.sqrt(min_size * max_size),) * 2]
         for r in aspect_ratios:
             if r <= 0:
-                raise ValueError(f"aspect ratios must be positive, got {list(aspect_ratios)}.")
+                raise ConfigError(
+                    f"model.anchor_generator.aspect_ratios: ratios must be > 0, got {list(aspect_ratios)}."
+                )
             wh += [(min_size * math.sqrt(r), min_size / math.sqrt(r))]
             wh += [(min_size / math.sqrt(r), min_size * math.sqrt(r))]
         return torch.tensor([[-w / 2, -h / 2, w / 2, h / 2] for w, h in wh])

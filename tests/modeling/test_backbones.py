@@ -15,6 +15,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 from torch import nn
 
+from dicod_d2.errors import ConfigError
 from dicod_d2.modeling.backbone.mobilenet_v2 import (
     MobileNetV2,
     build_mobilenetv2_backbone,
@@ -257,17 +258,17 @@ def test_frozen_parts_keep_loaded_weights(tmp_path):
 
 
 def test_bad_arguments_are_explained():
-    with pytest.raises(ValueError, match=r"MobileNetV2: norm 'GN'.*\[16\]"):
+    with pytest.raises(ConfigError, match=r"MobileNetV2: norm 'GN'.*\[16\]"):
         MobileNetV2(norm="GN")
-    with pytest.raises(ValueError, match=r"'GN'.*\[16\]"):
+    with pytest.raises(ConfigError, match=r"'GN'.*\[16\]"):
         build_resnet_width_backbone(depth=50, width_divisor=4, norm="GN")
-    with pytest.raises(ValueError, match="unknown norm ''"):
+    with pytest.raises(ConfigError, match="unknown norm ''"):
         build_resnet_width_backbone(norm="")
-    with pytest.raises(ValueError, match="width_divisor must be a positive integer dividing 64"):
+    with pytest.raises(ConfigError, match="width_divisor=3: must be a positive integer dividing 64"):
         build_resnet_width_backbone(width_divisor=3)
-    with pytest.raises(ValueError, match="depth must be one of"):
+    with pytest.raises(ConfigError, match="model.backbone.depth=42: ResNet depth must be one of"):
         build_resnet_width_backbone(depth=42)
-    with pytest.raises(ValueError, match="out_features must be a non-empty subset"):
+    with pytest.raises(ConfigError, match=r"out_features=\['p2'\] .*: must be a non-empty subset"):
         MobileNetV2(out_features=["p2"])
     # a callable norm is how GroupNorm works on these channel counts
     model = MobileNetV2(norm=lambda c: nn.GroupNorm(8, c), out_features=["res2"])

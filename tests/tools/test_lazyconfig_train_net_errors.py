@@ -145,3 +145,28 @@ def test_dataset_with_another_number_of_classes(capsys, tmp_path, tiny_fashionde
     assert err == ("error: model.roi_heads.num_classes=10 but dataset 'three' has 3 classes "
                    "(T-shirt/top, Trouser, Pullover): set model.roi_heads.num_classes=3")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("config, override, message", [
+    ("ssd/baseline.py", "model.backbone.size=400",
+     "error: model.backbone.size=400: SSD's VGG16 is defined for 300 or 512"),
+    ("ssd/baseline.py", "model.backbone.width=0",
+     "error: model.backbone.width=0: must be > 0"),
+    ("ssd/baseline.py", "model.anchor_generator.ratio_range=[0.9,0.15]",
+     "error: model.anchor_generator.ratio_range=(0.9, 0.15): must be (lo, hi) with 0 < lo < hi"),
+    ("ssd/baseline.py", "model.head.num_anchors=[4,4,4,4,4,4]",
+     "error: the anchor generator has [4, 6, 6, 6, 4, 4] anchors per location but "
+     "model.head.num_anchors=[4, 4, 4, 4, 4, 4]"),
+    ("ssd/baseline.py", "model.input_format=RGBA",
+     "error: model.input_format='RGBA': must be 'BGR' or 'RGB'"),
+    ("faster_rcnn/baseline.py", "model.backbone.width_divisor=3",
+     "error: model.backbone.width_divisor=3: must be a positive integer dividing 64"),
+    ("retinanet/baseline.py", "model.backbone.depth=19",
+     "error: model.backbone.depth=19: ResNet depth must be one of"),
+])
+def test_bad_model_value_in_one_line(capsys, tmp_path, tiny_fashiondet, config, override, message):
+    """A model value the modules refuse, given on the command line: one ``error:`` line that names
+    the option (it was a ValueError traceback)."""
+    rc, err = _cli(capsys, "--config-file", f"configs/fashiondet/{config}", *TINY_OVERRIDES, override,
+                   f"train.output_dir={tmp_path}/o")
+    assert rc == 1 and err.startswith(message), err

@@ -29,6 +29,7 @@ from detectron2.modeling.backbone import FPN, Backbone
 from torch import nn
 from torchvision.models import mobilenetv2 as tv_mobilenetv2
 
+from ...errors import ConfigError
 from .resnet_width import NormSpec, WeightsSpec, build_fpn, check_norm
 from .weights import load_torchvision_weights
 
@@ -65,9 +66,9 @@ class MobileNetV2(Backbone):
         super().__init__()
         names = [name for name, _, _ in _PARTS]
         if not out_features or any(f not in names for f in out_features):
-            raise ValueError(
-                f"MobileNetV2 out_features must be a non-empty subset of {names}, got "
-                f"{list(out_features)}."
+            raise ConfigError(
+                f"MobileNetV2 out_features={list(out_features)} (model.backbone.in_features with an "
+                f"FPN): must be a non-empty subset of {names}."
             )
         features = tv_mobilenetv2.MobileNetV2(
             width_mult=width_mult, norm_layer=lambda c: _make_norm(norm, c)

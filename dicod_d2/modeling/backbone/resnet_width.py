@@ -24,6 +24,7 @@ from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, BottleneckBlock, ResNet
 from torch import nn
 
+from ...errors import ConfigError
 from .weights import load_torchvision_weights
 
 __all__ = [
@@ -59,14 +60,14 @@ def check_norm(norm: NormSpec, channels: Iterable[int], network: str) -> None:
     if callable(norm):
         return
     if norm not in _NORMS:
-        raise ValueError(
-            f"{network}: unknown norm {norm!r}; use one of {_NORMS} (detectron2's get_norm names) "
+        raise ConfigError(
+            f"{network}: unknown norm {norm!r} (model.backbone.norm); use one of {_NORMS} (detectron2's get_norm names) "
             "or a callable that returns a normalisation module for a channel count."
         )
     bad = sorted({c for c in channels if c % _GN_GROUPS}) if norm == "GN" else []
     if bad:
-        raise ValueError(
-            f"{network}: norm 'GN' is nn.GroupNorm({_GN_GROUPS}, C) and needs channel counts "
+        raise ConfigError(
+            f"{network}: norm 'GN' (model.backbone.norm) is nn.GroupNorm({_GN_GROUPS}, C) and needs channel counts "
             f"divisible by {_GN_GROUPS}, but this network has {bad}. Use norm='BN'/'SyncBN', or "
             "pass a callable such as `lambda c: nn.GroupNorm(8, c)`."
         )
@@ -96,11 +97,13 @@ def build_fpn(
 def _widths(depth: int, width_divisor: int) -> tuple[int, list[int], list[int]]:
     """(stem channels, bottleneck channels per stage, output channels per stage) for a divisor."""
     if depth not in _BLOCKS_PER_STAGE:
-        raise ValueError(f"ResNet depth must be one of {sorted(_BLOCKS_PER_STAGE)}, got {depth}.")
+        raise ConfigError(
+            f"model.backbone.depth={depth}: ResNet depth must be one of {sorted(_BLOCKS_PER_STAGE)}."
+        )
     if not isinstance(width_divisor, int) or width_divisor < 1 or 64 % width_divisor:
-        raise ValueError(
-            f"width_divisor must be a positive integer dividing 64 (1, 2, 4, 8, ...), got "
-            f"{width_divisor!r}: the stem has 64 channels at full width."
+        raise ConfigError(
+            f"model.backbone.width_divisor={width_divisor!r}: must be a positive integer dividing 64 "
+            "(1, 2, 4, 8, ...), the stem's channels at full width."
         )
     stem = 64 // width_divisor
     bottleneck = [stem * 2**i for i in range(4)]

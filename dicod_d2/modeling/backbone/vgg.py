@@ -40,6 +40,7 @@ from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import Backbone
 from torch import nn
 
+from ...errors import ConfigError
 from ...utils.state_dict import read_state_dict
 
 __all__ = [
@@ -97,7 +98,8 @@ _ARCHS = {
 
 def _arch(size: int):
     if size not in _ARCHS:
-        raise ValueError(f"SSD VGG16 is defined for size 300 or 512, got size={size!r}.")
+        raise ConfigError(f"model.backbone.size={size!r}: SSD's VGG16 is defined for 300 or 512 "
+                          "(SSD300, SSD512); set one of them.")
     return _ARCHS[size]
 
 
@@ -217,7 +219,8 @@ class VGG16SSD(Backbone):
     def __init__(self, size: int = 300, width: float = 1.0, norm: str = "", weights: str | None = None):
         super().__init__()
         if width <= 0:
-            raise ValueError(f"width must be positive, got {width!r}.")
+            raise ConfigError(f"model.backbone.width={width!r}: must be > 0 (1.0 is VGG16, 0.25 a slim "
+                              "network).")
         extras, strides = _arch(size)
         self.size, self.width, self.norm = size, width, norm
         shapes = vgg16_ssd_feature_shapes(size, width)

@@ -13,6 +13,7 @@ from detectron2.modeling.meta_arch import GeneralizedRCNN
 from detectron2.utils.events import get_event_storage
 from torch import Tensor
 
+from ...errors import ConfigError
 from ..distiller import DetectorNormalizer, DICODDistiller, DistillationStudent, raw_images
 from ..roi_heads import DICODROIHeads
 
@@ -38,16 +39,15 @@ class DICODGeneralizedRCNN(DistillationStudent, GeneralizedRCNN):
         super().__init__(**kwargs)
         if distiller is not None:
             if not isinstance(self.roi_heads, DICODROIHeads):
-                raise TypeError(
+                raise ConfigError(
                     f"a DICOD distiller needs roi_heads to be a DICODROIHeads, got "
                     f"{type(self.roi_heads).__name__}: set model.roi_heads._target_ to "
                     "dicod_d2.modeling.roi_heads.DICODROIHeads."
                 )
             if distiller.input_format != self.input_format:
-                raise ValueError(
-                    f"distiller.input_format={distiller.input_format!r} but the model reads "
-                    f"{self.input_format!r} images; build the distiller with "
-                    f"input_format={self.input_format!r}."
+                raise ConfigError(
+                    f"model.distiller.input_format={distiller.input_format!r} but the model reads "
+                    f"{self.input_format!r} images (model.input_format): set them equal."
                 )
         self.distiller = distiller
 

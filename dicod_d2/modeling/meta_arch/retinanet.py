@@ -20,6 +20,7 @@ from detectron2.modeling.meta_arch import RetinaNet
 from detectron2.structures import Boxes, ImageList, Instances
 from torch import Tensor
 
+from ...errors import ConfigError
 from ..distiller import DetectorNormalizer, DICODDistiller, DistillationStudent, raw_images
 
 __all__ = ["DICODRetinaNet", "matched_gt_index"]
@@ -72,10 +73,9 @@ class DICODRetinaNet(DistillationStudent, RetinaNet):
     def __init__(self, *, distiller: DICODDistiller | None = None, **kwargs):
         super().__init__(**kwargs)
         if distiller is not None and distiller.input_format != self.input_format:
-            raise ValueError(
-                f"distiller.input_format={distiller.input_format!r} but the RetinaNet reads "
-                f"{self.input_format!r} images; build the distiller with "
-                f"input_format={self.input_format!r}."
+            raise ConfigError(
+                f"model.distiller.input_format={distiller.input_format!r} but the RetinaNet reads "
+                f"{self.input_format!r} images (model.input_format): set them equal."
             )
         self.distiller = distiller
 

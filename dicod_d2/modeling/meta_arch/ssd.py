@@ -30,6 +30,7 @@ from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
+from ...errors import ConfigError
 from ..distiller import DetectorNormalizer, DICODDistiller, DistillationStudent, raw_images
 
 __all__ = ["SSD", "SSDHead", "SSDPositives"]
@@ -47,8 +48,9 @@ class SSDHead(nn.Module):
     def __init__(self, *, input_shape: Sequence[ShapeSpec], num_classes: int, num_anchors: Sequence[int]):
         super().__init__()
         if len(input_shape) != len(num_anchors):
-            raise ValueError(
-                f"SSDHead: {len(input_shape)} input levels but {len(num_anchors)} num_anchors entries."
+            raise ConfigError(
+                f"model.head.num_anchors has {len(num_anchors)} entries but the backbone gives "
+                f"{len(input_shape)} levels: give one per level."
             )
         self.num_classes = num_classes
         self.num_anchors = list(num_anchors)
@@ -141,14 +143,16 @@ class SSD(DistillationStudent, DenseDetector):
             pixel_mean=pixel_mean, pixel_std=pixel_std,
         )
         if input_format not in ("BGR", "RGB"):
-            raise ValueError(f"input_format must be 'BGR' or 'RGB', got {input_format!r}.")
+            raise ConfigError(f"model.input_format={input_format!r}: must be 'BGR' or 'RGB'.")
         if list(anchor_generator.num_anchors) != list(head.num_anchors):
-            raise ValueError(
-                f"anchor generator has {anchor_generator.num_anchors} anchors per location but the "
-                f"head predicts {head.num_anchors}; make head.num_anchors match the aspect ratios."
+            raise ConfigError(
+                f"the anchor generator has {anchor_generator.num_anchors} anchors per location but "
+                f"model.head.num_anchors={head.num_anchors}: set it to {anchor_generator.num_anchors} "
+                "(2 + 2 x the aspect ratios of each level)."
             )
         if head.num_classes != num_classes:
-            raise ValueError(f"head.num_classes={head.num_classes} but num_classes={num_classes}.")
+            raise ConfigError(f"model.head.num_classes={head.num_classes} but model.num_classes={num_classes}: "
+                              "set them equal.")
         self.anchor_generator = anchor_generator
         self.box2box_transform = box2box_transform
         self.anchor_matcher = anchor_matcher or Matcher([0.5], [0, 1], allow_low_quality_matches=False)
@@ -161,9 +165,9 @@ class SSD(DistillationStudent, DenseDetector):
         self.test_nms_thresh = test_nms_thresh
         self.max_detections_per_image = max_detections_per_image
         if distiller is not None and distiller.input_format != input_format:
-            raise ValueError(
-                f"distiller.input_format={distiller.input_format!r} but the SSD reads "
-                f"{input_format!r} images; build the distiller with input_format={input_format!r}."
+            raise ConfigError(
+                f"model.distiller.input_format={distiller.input_format!r} but the SSD reads "
+                f"{input_format!r} images (model.input_format): set them equal."
             )
         self.distiller = distiller
 
