@@ -25,12 +25,14 @@ class ParityResult:
 
 def compare_detections(reference, other, *, min_score: float = 0.05, box_tol: float = 0.5,
                        score_tol: float = 1e-3) -> ParityResult:
-    """Match every detection with score ≥ ``min_score`` of each side to one of the other side with
-    the same class, every box coordinate within ``box_tol`` pixels and the score within ``score_tol``.
+    """Match every detection with score ≥ ``min_score`` of either side, one to one, to a detection
+    of the other side with the same class, every box coordinate within ``box_tol`` pixels and the
+    score within ``score_tol``; the result is ok when none is left unmatched.
 
     ``reference`` and ``other`` are (boxes [N, 4] XYXY, scores [N], classes [N]) arrays or tensors.
-    A detection whose score is within ``score_tol`` of ``min_score`` may be missing on the other
-    side (it can fall on either side of the threshold).
+    The partner of a detection may score below ``min_score`` (the two scores on either side of it):
+    give both outputs down to ``min_score - score_tol`` (a detector's score threshold) so that such
+    a partner is there.
     """
     ref = [np.asarray(a, dtype=np.float64) for a in reference]
     oth = [np.asarray(a, dtype=np.float64) for a in other]
@@ -49,6 +51,6 @@ def compare_detections(reference, other, *, min_score: float = 0.05, box_tol: fl
             result.max_box_diff = max(result.max_box_diff, float(box_diff[j]))
             result.max_score_diff = max(result.max_score_diff, float(score_diff[j]))
     for side, (_, scores, _) in (("reference", ref), ("other", oth)):
-        for k in np.flatnonzero((scores >= min_score + score_tol) & ~used[side]):
+        for k in np.flatnonzero((scores >= min_score) & ~used[side]):
             result.unmatched.append((side, int(k)))
     return result
