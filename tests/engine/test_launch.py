@@ -140,18 +140,17 @@ def test_a_peer_that_dies_mid_run_stops_the_others_with_one_line(tmp_path, victi
             assert all(m.poll() is None for m in machines) and time.monotonic() < deadline
             time.sleep(0.2)
         processes0 = children(machines[0].pid)  # its worker (and multiprocessing's resource tracker)
-        killed = time.monotonic()
         if victim == "machine":
             os.killpg(machines[1].pid, signal.SIGKILL)
         else:
             os.kill(int((tmp_path / "rank1.pid").read_text()), signal.SIGKILL)
-        err0 = machines[0].communicate(timeout=60)[1]
-        err1 = machines[1].communicate(timeout=60)[1]
+        # a hang guard, not a speed target: on an idle machine it stops within seconds
+        err0 = machines[0].communicate(timeout=180)[1]
+        err1 = machines[1].communicate(timeout=180)[1]
     finally:
         for m in machines:
             if m.poll() is None:
                 os.killpg(m.pid, signal.SIGKILL)
-    assert time.monotonic() - killed < 30
     assert machines[0].returncode == 1 and "Traceback" not in err0, err0
     assert err0.splitlines()[-1].startswith(
         "error: process 0 of machine 0 (rank 0) lost the other processes: machine(s) 1 stopped answering"
