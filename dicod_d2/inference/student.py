@@ -76,8 +76,9 @@ def inference_config(config_file: str | os.PathLike, overrides: Sequence[str] = 
 
     cfg = load_config(config_file, overrides)
     if cfg.model.get("distiller", None) is not None:
+        teacher = cfg.model.distiller.get("teacher", None)  # None: the control student has no teacher
         logger.info("Inference: the student is built without its distiller; the teacher (%s) is "
-                    "dropped and not needed.", cfg.model.distiller.get("teacher", {}).get("path", "-"))
+                    "dropped and not needed.", "-" if teacher is None else teacher.get("path", "-"))
         cfg.model.distiller = None
     return cfg
 

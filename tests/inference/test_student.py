@@ -37,3 +37,13 @@ def test_missing_and_mismatched_checkpoints(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match="corrupt or truncated"):
         load_student("configs/fashiondet/ssd/baseline.py", tmp_path / "bad.pth")
+
+
+@pytest.mark.parametrize("student", ["faster_rcnn", "retinanet", "ssd"])
+def test_the_control_student_loads_without_a_teacher(tmp_path, student):
+    # the label-smoothing control's distiller has no teacher at all (teacher=None)
+    model = _save_model(f"configs/fashiondet/{student}/baseline.py", tmp_path / "m.pth")
+    loaded = load_student(f"configs/fashiondet/{student}/control.py", tmp_path / "m.pth")
+    assert loaded.detector.model.distiller is None
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.detector.model.state_dict()[key], value), key
