@@ -204,11 +204,13 @@ def train_students(s: DemoSettings, teachers: dict[str, Path]) -> Runs:
 
 def evaluate_split(s: DemoSettings, student: str, variant: str, folder: Path, split: str) -> dict:
     """COCO numbers of a run's final model on ``<prefix>_<split>``, evaluated once and cached in
-    ``<folder>/<split>/`` (with ``coco_instances_results.json``) for that checkpoint's bytes."""
+    ``<folder>/<split>/`` (with ``coco_instances_results.json``) for that checkpoint's bytes.
+
+    The evaluation is the training tool's own (:func:`dicod_d2.engine.train_loop.do_test`)."""
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.config import instantiate
-    from detectron2.evaluation import inference_on_dataset
 
+    from ..engine.train_loop import do_test
     from ..inference.student import inference_config
 
     checkpoint = folder / "model_final.pth"
@@ -223,8 +225,7 @@ def evaluate_split(s: DemoSettings, student: str, variant: str, folder: Path, sp
                            [*dataset_overrides(s, split), f"train.output_dir={out}", "train.device=cpu"])
     model = instantiate(cfg.model).eval()
     DetectionCheckpointer(model).load(str(checkpoint))
-    bbox = dict(inference_on_dataset(model, instantiate(cfg.dataloader.test),
-                                     instantiate(cfg.dataloader.evaluator))["bbox"])
+    bbox = dict(do_test(cfg, model)["bbox"])  # unreadable images skipped and counted, as in training
     atomic_write_text(cache, json.dumps({"checkpoint_sha256": sha, "bbox": bbox}, indent=2))
     return bbox
 
