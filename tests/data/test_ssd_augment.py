@@ -138,6 +138,14 @@ def test_photometric_is_image_only_and_neutral_is_identity():
     assert -32 <= t.brightness <= 32 and 0.5 <= t.contrast <= 1.5 and -18 <= t.hue <= 18
 
 
+def test_expand_max_sets_or_drops_the_zoom_out():
+    augs = ssd_train_augmentations(300, (0, 0, 0), expand_max=2.5)
+    assert [a.ratio_range for a in augs if isinstance(a, Expand)] == [(1.0, 2.5)]
+    assert not any(isinstance(a, Expand) for a in ssd_train_augmentations(300, (0, 0, 0), expand_max=1))
+    with pytest.raises(ValueError, match="expand_max"):
+        ssd_train_augmentations(300, (0, 0, 0), expand_max=0.5)
+
+
 def test_full_pipelines_keep_box_on_object():
     mean = (0.0, 0.0, 0.0)  # black fill keeps the object the only bright region
     augs = ssd_train_augmentations(300, mean)

@@ -26,6 +26,7 @@ def ssd_dataloader(dataloader):
             size="${model.backbone.size}",
             mean="${model.pixel_mean}",  # 0..255, in the model's channel order
             image_format="${..image_format}",
+            expand_max=4.0,  # SSD's zoom-out ×[1, 4]; 1 leaves the expand step out
         ),
         image_format="${model.input_format}",
     )

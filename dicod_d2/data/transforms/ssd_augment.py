@@ -255,12 +255,17 @@ class MinIoURandomCrop(T.Augmentation):
         return x0, y0, x1 - x0, y1 - y0
 
 
-def ssd_train_augmentations(size: int, mean: Sequence[float], image_format: str = "BGR") -> list[T.Augmentation]:
+def ssd_train_augmentations(size: int, mean: Sequence[float], image_format: str = "BGR",
+                            expand_max: float = 4.0) -> list[T.Augmentation]:
     """SSD training augmentations for a ``size``² network; ``mean`` (0..255, ``image_format`` channel
-    order) fills the expanded canvas."""
+    order) fills the expanded canvas. ``expand_max`` is the largest zoom-out ratio of the expand step
+    (SSD's 4; 1 leaves the step out)."""
+    if expand_max < 1:
+        raise ValueError(f"expand_max must be >= 1 (1: no expand step), got {expand_max}.")
+    expand = [Expand(ratio_range=(1.0, expand_max), fill=tuple(mean))] if expand_max > 1 else []
     return [
         PhotometricDistortion(image_format=image_format),
-        Expand(ratio_range=(1.0, 4.0), fill=tuple(mean)),
+        *expand,
         MinIoURandomCrop(min_ious=(0.1, 0.3, 0.5, 0.7, 0.9), min_crop_size=0.3),
         T.Resize((size, size)),
         T.RandomFlip(prob=0.5, horizontal=True, vertical=False),
