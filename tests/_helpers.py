@@ -14,6 +14,31 @@ TINY_OVERRIDES = [
 ]
 
 
+def run_tool(script: str, *argv: str):
+    """Run ``tools/<script>`` with ``argv`` in a child process from the repository root (one thread,
+    ``DICOD_DEBUG`` unset); returns the ``subprocess.CompletedProcess`` (text stdout and stderr)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("DICOD_DEBUG", None)
+    return subprocess.run([sys.executable, str(REPO / "tools" / script), *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def one_error_line(run) -> str:
+    """The ``error: ...`` line of a tool run that failed on bad input, after checking that the run
+    exited 1, printed no traceback and no other ``error:`` line, and ended stderr with it (earlier
+    stderr lines are library warnings)."""
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert "Traceback" not in run.stdout + run.stderr, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = run.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], run.stderr[-3000:]
+    return errors[0]
+
+
 def copy_as_own_coco(tiny_folder, dest) -> dict:
     """Copy the tiny FashionDet to ``dest`` as a user's own COCO dataset: ``dest/images/`` (train
     and val images side by side) and ``dest/{train,val}.json``. Returns the paths by name."""

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
+from dicod_d2.cli import report_user_errors
 from dicod_d2.data.datasets import get_data_root
 from dicod_d2.data.fashiondet import (
     PRESET_DIRNAMES,
@@ -61,4 +63,4 @@ def main(argv=None) -> dict[str, Path]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_user_errors(main))  # a bad value (--image-size 16): one error line

@@ -25,6 +25,8 @@ from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
 from PIL import Image
 
+from ..errors import ConfigError, DataError
+
 __all__ = ["UNREADABLE", "BoxAugDatasetMapper", "SkipUnreadableImages", "annotation_boxes",
            "drop_unreadable", "pixels_problem"]
 
@@ -56,13 +58,19 @@ class BoxAugDatasetMapper(DatasetMapper):
     def __init__(self, is_train: bool, **kwargs):
         super().__init__(is_train, **kwargs)
         if self.proposal_topk is not None:
-            raise ValueError("BoxAugDatasetMapper does not support precomputed proposals.")
+            raise ConfigError(
+                "BoxAugDatasetMapper does not support precomputed proposals: remove the mapper's "
+                "precomputed_proposal_topk (or use detectron2's DatasetMapper)."
+            )
 
     def __call__(self, dataset_dict: dict) -> dict:
         """detectron2 dataset dict → model input: ``image`` uint8 [3, H, W] in ``image_format`` and,
         in training, ``instances`` (gt_boxes XYXY pixels of the augmented image, gt_classes)."""
         if "sem_seg_file_name" in dataset_dict:
-            raise ValueError("BoxAugDatasetMapper does not support semantic segmentation.")
+            raise DataError(
+                f"BoxAugDatasetMapper does not support semantic segmentation: the dataset record of "
+                f"'{dataset_dict.get('file_name')}' has a sem_seg_file_name; use a detection dataset."
+            )
         dataset_dict = copy.deepcopy(dataset_dict)
         image = utils.read_image(dataset_dict["file_name"], format=self.image_format)
         utils.check_image_size(dataset_dict, image)

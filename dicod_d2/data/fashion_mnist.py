@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
+
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "T-shirt/top",
     "Trouser",
@@ -56,7 +58,7 @@ def _load_cached(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     labels = _read_idx(Path(folder) / f"{prefix}-labels-idx1-ubyte.gz", _LABEL_OFFSET)
     images = images.reshape(-1, 28, 28)
     if len(images) != len(labels):
-        raise ValueError(
+        raise DataError(
             f"Fashion-MNIST '{split}' in '{folder}' is inconsistent: {len(images)} images but "
             f"{len(labels)} labels. Reinstall `dataset-fashion-mnist`."
         )

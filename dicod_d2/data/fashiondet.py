@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import ConfigError
 from ..utils.io import atomic_write_text
 from .fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 
@@ -129,7 +130,7 @@ class FashionDetSpec:
         if not 1 <= self.jpeg_quality <= 100:
             problems.append(f"jpeg_quality={self.jpeg_quality} must be in [1, 100]")
         if problems:
-            raise ValueError("invalid FashionDetSpec: " + "; ".join(problems))
+            raise ConfigError("invalid FashionDetSpec: " + "; ".join(problems))
 
 
 def preset_specs(
@@ -146,7 +147,7 @@ def preset_specs(
     :class:`FashionDetSpec` fields applied to every split (for example ``image_size=128``).
     """
     if preset not in PRESETS:
-        raise ValueError(f"unknown FashionDet preset '{preset}'; choose one of {sorted(PRESETS)}.")
+        raise ConfigError(f"unknown FashionDet preset '{preset}'; choose one of {sorted(PRESETS)}.")
     counts = dict(PRESETS[preset])
     counts["train"] = train_images or counts["train"]
     counts["val"] = counts["test"] = val_images or counts["val"]

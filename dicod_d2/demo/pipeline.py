@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..modeling.variants import VARIANTS as PAPER_VARIANTS
 from ..utils.io import atomic_write_text
 from .jobs import Job, python_tool, run_jobs
@@ -58,7 +59,7 @@ class DemoSettings:
     def __post_init__(self):
         unknown = [st for st in self.students if st not in STUDENTS]
         if unknown or not self.students:
-            raise ValueError(f"unknown students {unknown or '(none)'}; choose among {list(STUDENTS)}.")
+            raise ConfigError(f"unknown students {unknown or '(none)'}; choose among {list(STUDENTS)}.")
 
     @property
     def variants(self) -> list[str]:

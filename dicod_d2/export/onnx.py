@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import CheckpointError, UserError
 from ..utils.io import atomic_path
 
 __all__ = ["ONNX_OPSET", "OnnxDetector", "UnsupportedOperatorError", "export_onnx"]
@@ -103,7 +103,11 @@ class OnnxDetector:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001  onnxruntime raises its own exception types
-            raise RuntimeError(f"ONNX model '{path}' cannot be loaded by ONNX Runtime: {e}") from e
+            reason = " ".join(str(e).split())  # ONNX Runtime's message, on one line
+            raise CheckpointError(
+                f"ONNX model '{path}' cannot be loaded by ONNX Runtime ({reason}): export it again "
+                "with tools/export_model.py"
+            ) from e
         meta = self.session.get_modelmeta().custom_metadata_map
         self.input_format = meta.get("input_format", "BGR")
         self.class_names = [c for c in meta.get("class_names", "").split("\n") if c]

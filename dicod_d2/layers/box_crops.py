@@ -35,6 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import roi_align
 
+from ..errors import ConfigError
+
 __all__ = ["MIN_BOX_SIZE", "prepare_boxes", "crop_boxes_roi_align", "crop_boxes_differentiable"]
 
 MIN_BOX_SIZE = 1.0
@@ -64,7 +66,10 @@ def _check_inputs(images: Tensor, boxes: Tensor, batch_index: Tensor, size: int)
             f"{images.shape[0]} images), got [{int(batch_index.min())}, {int(batch_index.max())}]."
         )
     if int(size) < 1:
-        raise ValueError(f"crop size must be a positive integer, got {size}.")
+        raise ConfigError(
+            f"crop size must be a positive integer, got {size}: set the crop size (e.g. "
+            "model.distiller.crop_size; None takes the teacher's input size) to a positive value."
+        )
 
 
 def prepare_boxes(boxes: Tensor, height: int, width: int) -> Tensor:

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import ConfigError
+
 __all__ = ["kd_cls_softmax", "kd_cls_sigmoid"]
 
 
@@ -26,7 +28,10 @@ def _check(student_logits: Tensor, teacher_logits: Tensor, student_cols: int, T:
             "Check that the teacher was trained on the student's classes."
         )
     if not T > 0:
-        raise ValueError(f"temperature T must be > 0, got {T}.")
+        raise ConfigError(
+            f"temperature T must be > 0, got {T}: set the distiller's temperature "
+            "(model.distiller.temperature) to a positive value."
+        )
 
 
 def kd_cls_softmax(student_logits: Tensor, teacher_logits: Tensor, T: float = 2.0) -> Tensor:

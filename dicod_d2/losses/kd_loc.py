@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import ConfigError
+
 __all__ = ["default_loc_pools", "loc_pixel_loss", "loc_feature_loss"]
 
 
@@ -27,7 +29,10 @@ def _pooled_l1(pred: Tensor, gt: Tensor, pool: int, name: str) -> Tensor:
             f"got {tuple(pred.shape)} and {tuple(gt.shape)}."
         )
     if int(pool) < 1:
-        raise ValueError(f"'{name}': pool size must be a positive integer, got {pool}.")
+        raise ConfigError(
+            f"'{name}': pool size must be a positive integer, got {pool}: give one positive size per "
+            "loc_layers entry in the distiller's loc_pools (model.distiller.loc_pools)."
+        )
     if pred.shape[0] == 0:
         return pred.sum() * 0.0
     diff = F.adaptive_avg_pool2d(pred, pool) - F.adaptive_avg_pool2d(gt.detach(), pool)
@@ -55,7 +60,7 @@ def loc_feature_loss(
         Scalar.
     """
     if len(layers) == 0 or len(layers) != len(pools):
-        raise ValueError(
+        raise ConfigError(
             f"need one pool size per layer and at least one layer, got layers {list(layers)} "
             f"and pools {list(pools)}."
         )

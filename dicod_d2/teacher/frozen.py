@@ -140,7 +140,7 @@ class FrozenTeacher:
             Differentiable w.r.t. ``crops``.
         """
         if input_format not in ("RGB", "BGR"):
-            raise ValueError(f"input_format must be 'RGB' or 'BGR', got {input_format!r}")
+            raise ConfigError(f"input_format must be 'RGB' or 'BGR', got {input_format!r}")
         if crops.dim() != 4 or crops.shape[1] != 3:
             raise ValueError(f"crops must be [N,3,h,w], got shape {tuple(crops.shape)}")
         if input_format != self.meta.channel_order:

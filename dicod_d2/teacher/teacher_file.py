@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import UserError
+from ..errors import ConfigError, UserError
 from ..utils.io import atomic_torch_save
 from .classifiers import (
     CLASSIFIERS,
@@ -88,7 +88,8 @@ class TeacherMeta:
         if not _is_plain(self.recipe) or not isinstance(self.recipe, dict):
             problems.append("recipe must be a dict of str/int/float/bool/None, lists and dicts")
         if problems:
-            raise ValueError("invalid teacher meta: " + "; ".join(problems))
+            # from a teacher-training config; read from a file it becomes a TeacherFileError
+            raise ConfigError("invalid teacher meta: " + "; ".join(problems))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -8,9 +8,16 @@ from typing import Mapping
 
 import torch
 
-__all__ = ["read_state_dict"]
+from ..errors import CheckpointError
+
+__all__ = ["WeightsFileError", "read_state_dict"]
 
 _MAX_LISTED = 12
+
+
+class WeightsFileError(CheckpointError, ValueError):
+    """A weights file (a backbone's or a teacher's pretrained state dict) that torch cannot read, or
+    that is not a flat state dict. Also a ValueError, what this reader raised before."""
 
 
 def read_state_dict(
@@ -28,8 +35,8 @@ def read_state_dict(
         ``(state_dict, source)``: ``source`` is the path, or ``"<state dict>"``.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: a file torch cannot read (truncated, not a
-        torch file), or entries that are not tensors.
+        FileNotFoundError: no such file. :class:`WeightsFileError`: a file torch cannot read
+        (truncated, not a torch file), or entries that are not tensors.
     """
     if isinstance(weights, Mapping):
         state, source = dict(weights), "<state dict>"
@@ -40,14 +47,18 @@ def read_state_dict(
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # truncated / corrupt / not a torch file
-            raise ValueError(f"cannot read {what} '{path}' ({type(e).__name__}: {e})") from e
+            reason = " ".join(f"{type(e).__name__}: {e}".split())  # torch's message, on one line
+            raise WeightsFileError(
+                f"cannot read {what} '{path}' ({reason}): it is truncated, corrupt or not a torch "
+                "file; re-create or re-copy it"
+            ) from e
         source = str(path)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     bad = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)] if isinstance(state, dict) else ["<all>"]
     if bad:
         shown = ", ".join(bad[:_MAX_LISTED]) + (f", ... ({len(bad) - _MAX_LISTED} more)" if len(bad) > _MAX_LISTED else "")
-        raise ValueError(
+        raise WeightsFileError(
             f"{source} is not a flat state dict (name -> tensor): entries [{shown}] are not tensors. "
             "Save one with torch.save(model.state_dict(), path)."
         )

@@ -16,6 +16,7 @@ from dicod_d2.data.transforms import (
     ssd_test_augmentations,
     ssd_train_augmentations,
 )
+from dicod_d2.errors import ConfigError, UserError
 
 H, W = 160, 200
 BOX = np.array([[40.0, 30.0, 100.0, 90.0]])
@@ -112,8 +113,28 @@ def test_min_iou_crop_constraints():
 
 
 def test_min_iou_crop_needs_boxes():
-    with pytest.raises(ValueError, match="AugInput"):
+    with pytest.raises(ConfigError, match="AugInput.*BoxAugDatasetMapper"):
         MinIoURandomCrop().get_transform(_white_box_image(), None)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: PhotometricDistortion(image_format="RGBA"),
+     r"image_format must be 'BGR' or 'RGB', got 'RGBA'.*dataloader\.train\.mapper\.image_format"),
+    (lambda: ssd_train_augmentations(300, (1, 2, 3), image_format="YUV"), "got 'YUV'"),
+    (lambda: Expand(ratio_range=(0.5, 2.0)), r"Expand ratio_range must satisfy 1 <= low <= high, got \(0\.5, 2\.0\)"),
+    (lambda: MinIoURandomCrop(min_crop_size=0.0), r"min_crop_size must be in \(0, 1\], got 0\.0"),
+    (lambda: ExpandTransform(0, 0, W, H, fill=(1, 2)).apply_image(_white_box_image()),
+     r"Expand fill \(1, 2\) needs one value per image channel \(3\)"),
+])
+def test_bad_augmentation_values_are_config_errors(build, message):
+    with pytest.raises(ConfigError, match=message):
+        build()
+
+
+def test_an_image_that_is_not_hxwxc_is_a_bug():
+    with pytest.raises(ValueError, match="HxWxC") as info:
+        ExpandTransform(0, 0, W, H, fill=(1, 2, 3)).apply_image(np.zeros((H, W)))
+    assert not isinstance(info.value, UserError)
 
 
 def test_min_iou_crop_without_boxes_accepts_any_crop():
@@ -142,7 +163,7 @@ def test_expand_max_sets_or_drops_the_zoom_out():
     augs = ssd_train_augmentations(300, (0, 0, 0), expand_max=2.5)
     assert [a.ratio_range for a in augs if isinstance(a, Expand)] == [(1.0, 2.5)]
     assert not any(isinstance(a, Expand) for a in ssd_train_augmentations(300, (0, 0, 0), expand_max=1))
-    with pytest.raises(ValueError, match="expand_max"):
+    with pytest.raises(ConfigError, match=r"expand_max must be >= 1 \(1: no expand step\), got 0\.5"):
         ssd_train_augmentations(300, (0, 0, 0), expand_max=0.5)
 
 

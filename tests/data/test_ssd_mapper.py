@@ -20,6 +20,7 @@ from dicod_d2.data.transforms import (
     ssd_test_augmentations,
     ssd_train_augmentations,
 )
+from dicod_d2.errors import ConfigError, DataError
 
 H, W = 120, 160
 OBJECT = [30.0, 20.0, 90.0, 80.0]  # XYXY, a white square on black
@@ -55,7 +56,7 @@ def test_annotation_boxes_converts_modes_and_skips_crowd(record):
 
 def test_plain_dataset_mapper_cannot_run_the_min_iou_crop(record):
     mapper = DatasetMapper(True, augmentations=[MinIoURandomCrop()], image_format="RGB")
-    with pytest.raises(ValueError, match="needs the boxes"):
+    with pytest.raises(ConfigError, match="needs the boxes"):
         for _ in range(20):  # the crop may draw "no crop" first; it asks for the boxes every time
             mapper(record)
 
@@ -92,8 +93,14 @@ def test_box_aug_mapper_at_test_time_drops_annotations(record):
 
 
 def test_box_aug_mapper_rejects_proposals():
-    with pytest.raises(ValueError, match="proposals"):
+    with pytest.raises(ConfigError, match="proposals: remove the mapper's precomputed_proposal_topk"):
         BoxAugDatasetMapper(True, augmentations=[], image_format="RGB", precomputed_proposal_topk=10)
+
+
+def test_box_aug_mapper_rejects_a_semantic_segmentation_record(record):
+    mapper = BoxAugDatasetMapper(True, augmentations=[], image_format="RGB")
+    with pytest.raises(DataError, match="does not support semantic segmentation.*sem_seg_file_name"):
+        mapper({**record, "sem_seg_file_name": "seg.png"})
 
 
 @pytest.mark.parametrize("rel, size", [("coco/ssd300/baseline.py", 300), ("coco/ssd512/dicod.py", 512),

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from dicod_d2.demo import jobs, metrics, pipeline, report
+from dicod_d2.errors import ConfigError
 
 
 def _write_metrics(folder: Path, ap: float, times=(0.5, 0.7, 0.6)) -> Path:
@@ -101,7 +102,7 @@ def test_every_family_has_a_config_per_variant_and_its_teacher_recipe(tmp_path):
     assert f"model.distiller.teacher.path={teachers['ssd']}" in ssd
     assert pipeline.student_dir(s, "ssd", "dicod", 0) == tmp_path / "students" / "ssd" / "dicod_seed0"
     assert pipeline.teacher_dir(s, "ssd") == tmp_path / "teacher_ssd"
-    with pytest.raises(ValueError, match="unknown students"):
+    with pytest.raises(ConfigError, match="unknown students \\['yolo'\\]; choose among"):
         pipeline.DemoSettings(out_dir=tmp_path, preset="quick", students=("yolo",))
 
 

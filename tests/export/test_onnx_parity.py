@@ -18,6 +18,7 @@ from _helpers import REPO, TINY_OVERRIDES
 from dicod_d2.data.datasets import thing_classes
 from dicod_d2.engine.defaults import default_argument_parser
 from dicod_d2.engine.train_loop import main
+from dicod_d2.errors import CheckpointError
 from dicod_d2.export import (
     ONNX_OPSET,
     OnnxDetector,
@@ -172,6 +173,14 @@ def test_an_operator_without_onnx_translation_is_named(tmp_path):
         export_onnx(Bessel(), tmp_path / "x.onnx", torch.zeros(3, 8, 8, dtype=torch.uint8))
     assert list(tmp_path.iterdir()) == []  # nothing half-written
     assert ONNX_OPSET >= 17
+
+
+def test_an_onnx_file_that_onnx_runtime_cannot_load_is_a_checkpoint_error(tmp_path):
+    bad = tmp_path / "student.onnx"
+    bad.write_bytes(b"not an ONNX graph\n" * 4)
+    with pytest.raises(CheckpointError, match=r"ONNX model '.*student\.onnx' cannot be loaded by ONNX Runtime \(.*\): export it again") as info:
+        OnnxDetector(bad)
+    assert "\n" not in str(info.value)
 
 
 def test_the_matching_criterion():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from dicod_d2.errors import ConfigError, UserError
 from dicod_d2.layers import crop_boxes_differentiable, crop_boxes_roi_align, prepare_boxes
 
 
@@ -183,8 +184,16 @@ def test_bad_inputs_raise(batch):
         crop_boxes_differentiable(images, boxes, batch_index + 1, 4)
     with pytest.raises(ValueError, match=r"\[N, 4\]"):
         crop_boxes_roi_align(images, boxes[:, :3], batch_index, 4)
-    with pytest.raises(ValueError, match="float"):
+    with pytest.raises(ValueError, match="float") as info:
         crop_boxes_roi_align(images.to(torch.uint8), boxes, batch_index, 4)
+    assert not isinstance(info.value, UserError)  # tensors between our functions: a bug
+
+
+@pytest.mark.parametrize("crop", [crop_boxes_roi_align, crop_boxes_differentiable])
+def test_non_positive_crop_size_is_a_config_error(batch, crop):
+    images, boxes, batch_index = batch
+    with pytest.raises(ConfigError, match=r"crop size must be a positive integer, got -1.*model\.distiller\.crop_size"):
+        crop(images, boxes, batch_index, -1)
 
 
 def test_differentiable_crop_memory_is_independent_of_image_copies():

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from dicod_d2.errors import ConfigError, UserError
 from dicod_d2.losses import kd_cls_sigmoid, kd_cls_softmax
 
 
@@ -95,9 +96,12 @@ def test_teacher_gets_no_gradient(logits):
 
 def test_shape_mismatch_raises(logits):
     student, teacher = logits
-    with pytest.raises(ValueError, match="background"):
+    with pytest.raises(ValueError, match="background") as info:
         kd_cls_softmax(student[:, :4], teacher)
+    assert not isinstance(info.value, UserError)  # a shape mismatch is a bug
     with pytest.raises(ValueError, match="background"):
         kd_cls_sigmoid(student, teacher)
-    with pytest.raises(ValueError, match="temperature"):
+    with pytest.raises(ConfigError, match="temperature T must be > 0, got 0.0: set the distiller's temperature"):
         kd_cls_sigmoid(student[:, :4], teacher, T=0.0)
+    with pytest.raises(ConfigError, match="temperature T must be > 0, got -1"):
+        kd_cls_softmax(student, teacher, T=-1)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from dicod_d2.errors import ConfigError, UserError
 from dicod_d2.losses import default_loc_pools, loc_feature_loss, loc_pixel_loss
 
 
@@ -60,9 +61,19 @@ def test_zero_for_identical_crops_and_empty_batch():
 
 def test_bad_inputs_raise():
     x = torch.rand(2, 3, 8, 8)
-    with pytest.raises(ValueError, match="one pool size per layer"):
+    with pytest.raises(ConfigError, match="one pool size per layer"):
         loc_feature_loss({"stem": x}, {"stem": x}, ["stem"], [4, 8])
     with pytest.raises(KeyError, match="missing"):
         loc_feature_loss({"stem": x}, {"stem": x}, ["stage1"], [4])
-    with pytest.raises(ValueError, match="same K and C"):
+    with pytest.raises(ValueError, match="same K and C") as info:
         loc_pixel_loss(x, x[:1])
+    assert not isinstance(info.value, UserError)  # a shape mismatch is a bug
+
+
+@pytest.mark.parametrize("pool", [0, -2])
+def test_non_positive_pool_size_is_a_config_error(pool):
+    x = torch.rand(2, 3, 8, 8)
+    with pytest.raises(ConfigError, match=rf"'pixels': pool size must be a positive integer, got {pool}.*loc_pools"):
+        loc_pixel_loss(x, x, pool)
+    with pytest.raises(ConfigError, match=rf"'stem': pool size .* got {pool}"):
+        loc_feature_loss({"stem": x}, {"stem": x}, ["stem"], [pool])

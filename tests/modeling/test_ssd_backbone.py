@@ -4,12 +4,14 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from dicod_d2.errors import ConfigError
 from dicod_d2.modeling.backbone.vgg import (
     VGG16SSD,
     L2Norm,
     reduce_fc_to_conv,
     vgg16_ssd_feature_shapes,
 )
+from dicod_d2.utils.state_dict import WeightsFileError
 
 WIDTH = 0.125
 
@@ -109,15 +111,32 @@ def test_missing_or_unexpected_keys_are_named(tmp_path, edit, message):
     features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
     state = {f"features.{k}": v for k, v in features.state_dict().items()}
     edit(state)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=f"is not a torchvision VGG16 state dict.*{message}"):
         VGG16SSD(300).load_torchvision_weights(_save(state, tmp_path / "w.pth"))
 
 
 def test_slim_width_cannot_take_full_weights(tmp_path):
     features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
     state = {f"features.{k}": v for k, v in features.state_dict().items()}
-    with pytest.raises(ValueError, match="width=1.0"):
+    with pytest.raises(ConfigError, match="shape mismatch loading .*width=1.0"):
         VGG16SSD(300, width=0.5).load_torchvision_weights(_save(state, tmp_path / "w.pth"))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"PK\x03\x04 not really a state dict", "cannot read VGG16 weight file '.*w.pth' .*: it is truncated, corrupt"),
+    (None, "is not a flat state dict .*: entries \\[iteration\\] are not tensors"),
+])
+def test_unreadable_or_non_state_dict_weight_file_is_a_weights_file_error(tmp_path, content, message):
+    """A weight file given in the config that torch cannot read (or a training checkpoint): a
+    one-line user error, still a ValueError as before."""
+    path = tmp_path / "w.pth"
+    if content is None:
+        torch.save({"conv.weight": torch.zeros(1), "iteration": 5}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(WeightsFileError, match=message) as info:
+        VGG16SSD(300, width=WIDTH, norm="BN").load_torchvision_weights(path)
+    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
 
 
 def test_fc_subsampling_keeps_a_spatially_constant_response(tmp_path):
@@ -133,5 +152,5 @@ def test_fc_subsampling_keeps_a_spatially_constant_response(tmp_path):
     full = F.linear(x.reshape(1, -1), w6)[0, ::4]
     conv = F.conv2d(x, fc["fc6.weight"], padding=1)[0, :, 3, 3]  # an inner position: all 9 taps
     torch.testing.assert_close(conv, full * 9 / 49)
-    with pytest.raises(ValueError, match="cannot subsample"):
+    with pytest.raises(ConfigError, match="cannot subsample"):
         reduce_fc_to_conv(state, fc_channels=5)

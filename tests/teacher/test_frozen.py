@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from dicod_d2.errors import ConfigError
 from dicod_d2.teacher import (
     FrozenTeacher,
     TeacherMeta,
@@ -106,7 +107,7 @@ def test_normalize_converts_bgr_red_to_rgb(teacher):
     # same order as the teacher: no channel swap
     red_rgb = red_bgr.flip(1)
     torch.testing.assert_close(teacher.normalize(red_rgb, "RGB"), out)
-    with pytest.raises(ValueError, match="input_format must be 'RGB' or 'BGR'"):
+    with pytest.raises(ConfigError, match="input_format must be 'RGB' or 'BGR', got 'YUV'"):
         teacher.normalize(red_rgb, "YUV")
 
 

@@ -12,6 +12,7 @@ from _helpers import REPO
         (["--seeds", "0", "0"], "--seeds has repeated values"),
         (["--parallel", "0"], "--parallel must be at least 1"),
         (["--student-iters", "-3"], "--student-iters must be a positive number"),
+        (["--students", "yolo"], "unknown students ['yolo']; choose among"),
     ],
 )
 def test_bad_options(args, message, tmp_path):

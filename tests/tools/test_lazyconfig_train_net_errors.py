@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from _helpers import REPO, TINY_OVERRIDES, copy_as_own_coco
+from _helpers import REPO, TINY_OVERRIDES, copy_as_own_coco, one_error_line, run_tool
 
 from dicod_d2.cli import run_cli
 from dicod_d2.data.fashion_mnist import FASHION_MNIST_CLASSES
@@ -170,3 +170,21 @@ def test_bad_model_value_in_one_line(capsys, tmp_path, tiny_fashiondet, config, 
     rc, err = _cli(capsys, "--config-file", f"configs/fashiondet/{config}", *TINY_OVERRIDES, override,
                    f"train.output_dir={tmp_path}/o")
     assert rc == 1 and err.startswith(message), err
+
+
+@pytest.mark.parametrize("config, override, message", [
+    ("faster_rcnn/dicod.py", "model.distiller.temperature=-1", "error: temperature must be > 0, got -1."),
+    ("ssd/baseline.py", "model.backbone.weights={bad}", "error: cannot read VGG16 weight file '{bad}' ("),
+])
+def test_the_script_reports_a_bad_config_value_in_one_line(tmp_path, tiny_fashiondet, config, override, message):
+    """The real script, in a child process, given a bad distillation value or a weight file torch
+    cannot read: exit 1, one ``error:`` line ending stderr, no traceback, nothing trained."""
+    teacher = write_random_teacher(tmp_path / "teacher.pth", FASHION_MNIST_CLASSES, input_size=56)
+    bad = tmp_path / "vgg16.pth"
+    bad.write_bytes(b"PK\x03\x04 cut short")
+    distiller = [f"model.distiller.teacher.path={teacher}"] if "dicod" in config else []
+    run = run_tool("lazyconfig_train_net.py", "--config-file", f"configs/fashiondet/{config}",
+                   *TINY_OVERRIDES, *distiller, override.format(bad=bad), "train.max_iter=1",
+                   f"train.output_dir={tmp_path}/o")
+    assert one_error_line(run).startswith(message.format(bad=bad))
+    assert not list((tmp_path / "o").glob("*.pth"))

@@ -64,6 +64,8 @@ def test_export_then_predict_with_both_runtimes(checkpoint, tiny_fashiondet, tmp
     (["--input", "x.jpg", "--output", "o"], "give --config-file and --checkpoint"),
     (["--onnx", "missing.onnx", "--input", "*.none", "--output", "o"], "input '*.none' is not a file"),
     (["--onnx", "missing.onnx", "--input", "in.png", "--output", "o"], "ONNX model 'missing.onnx' does not exist"),
+    (["--onnx", "bad.onnx", "--input", "in.png", "--output", "o"],
+     "ONNX model 'bad.onnx' cannot be loaded by ONNX Runtime"),
 ])
 def test_bad_input_is_one_error_line(args, message, tmp_path, monkeypatch, capsys):
     from PIL import Image
@@ -72,6 +74,7 @@ def test_bad_input_is_one_error_line(args, message, tmp_path, monkeypatch, capsy
 
     monkeypatch.chdir(tmp_path)
     Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+    (tmp_path / "bad.onnx").write_text("not an ONNX graph")
     assert report_user_errors(lambda: _run("predict", args)) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: {message}")
     assert not (tmp_path / "o").exists()

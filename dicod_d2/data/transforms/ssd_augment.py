@@ -24,6 +24,8 @@ import numpy as np
 from detectron2.data import transforms as T
 from fvcore.transforms.transform import CropTransform, NoOpTransform, Transform
 
+from ...errors import ConfigError
+
 __all__ = [
     "CenterCropTransform",
     "Expand",
@@ -40,7 +42,10 @@ _HSV_CODES = {"BGR": (cv2.COLOR_BGR2HSV, cv2.COLOR_HSV2BGR), "RGB": (cv2.COLOR_R
 
 def _check_format(image_format: str) -> str:
     if image_format not in _HSV_CODES:
-        raise ValueError(f"image_format must be 'BGR' or 'RGB', got {image_format!r}.")
+        raise ConfigError(
+            f"image_format must be 'BGR' or 'RGB', got {image_format!r}: set the data mapper's "
+            "image_format (e.g. dataloader.train.mapper.image_format) to one of them."
+        )
     return image_format
 
 
@@ -138,9 +143,12 @@ class ExpandTransform(Transform):
                 f"{self.canvas_w}x{self.canvas_h} canvas."
             )
         fill = np.asarray(self.fill, dtype=np.float64)
-        if img.ndim != 3 or fill.shape != (img.shape[2],):
-            raise ValueError(
-                f"ExpandTransform fill {tuple(self.fill)} needs an HxWx{fill.size} image, got {img.shape}."
+        if img.ndim != 3:
+            raise ValueError(f"ExpandTransform needs an HxWxC image, got shape {img.shape}.")
+        if fill.shape != (img.shape[2],):
+            raise ConfigError(
+                f"Expand fill {tuple(self.fill)} needs one value per image channel ({img.shape[2]}): "
+                "give the dataset mean in the image's channel order."
             )
         if np.issubdtype(img.dtype, np.integer):
             fill = np.round(fill)
@@ -163,7 +171,7 @@ class Expand(T.Augmentation):
     def __init__(self, ratio_range: Sequence[float] = (1.0, 4.0), fill: Sequence[float] = (0, 0, 0), prob: float = 0.5):
         super().__init__()
         if not 1.0 <= ratio_range[0] <= ratio_range[1]:
-            raise ValueError(f"Expand ratio_range must satisfy 1 <= low <= high, got {tuple(ratio_range)}.")
+            raise ConfigError(f"Expand ratio_range must satisfy 1 <= low <= high, got {tuple(ratio_range)}.")
         self._init(locals())
 
     def get_transform(self, image: np.ndarray) -> Transform:
@@ -210,14 +218,15 @@ class MinIoURandomCrop(T.Augmentation):
     ):
         super().__init__()
         if not 0 < min_crop_size <= 1:
-            raise ValueError(f"min_crop_size must be in (0, 1], got {min_crop_size}.")
+            raise ConfigError(f"MinIoURandomCrop min_crop_size must be in (0, 1], got {min_crop_size}.")
         self._init(locals())
 
     def get_transform(self, image: np.ndarray, boxes: np.ndarray | None) -> Transform:
         if boxes is None:
-            raise ValueError(
+            raise ConfigError(
                 "MinIoURandomCrop needs the boxes: build the AugInput with boxes "
-                "(T.AugInput(image, boxes=XYXY array)); detectron2's DatasetMapper passes none."
+                "(T.AugInput(image, boxes=XYXY array)); detectron2's DatasetMapper passes none, "
+                "use dicod_d2.data.dataset_mapper.BoxAugDatasetMapper as the config's mapper."
             )
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         h, w = image.shape[:2]
@@ -261,7 +270,10 @@ def ssd_train_augmentations(size: int, mean: Sequence[float], image_format: str 
     order) fills the expanded canvas. ``expand_max`` is the largest zoom-out ratio of the expand step
     (SSD's 4; 1 leaves the step out)."""
     if expand_max < 1:
-        raise ValueError(f"expand_max must be >= 1 (1: no expand step), got {expand_max}.")
+        raise ConfigError(
+            f"expand_max must be >= 1 (1: no expand step), got {expand_max}: set "
+            "dataloader.train.mapper.augmentations.expand_max."
+        )
     expand = [Expand(ratio_range=(1.0, expand_max), fill=tuple(mean))] if expand_max > 1 else []
     return [
         PhotometricDistortion(image_format=image_format),

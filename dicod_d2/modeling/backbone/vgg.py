@@ -182,7 +182,7 @@ def reduce_fc_to_conv(state: dict[str, torch.Tensor], fc_channels: int) -> dict[
     w6, b6, w7, b7 = (state[f"classifier.{i}.{p}"] for i in (0, 3) for p in ("weight", "bias"))
     hidden = w6.shape[0]
     if hidden % fc_channels or w6.shape[1] % 49 or w7.shape != (hidden, hidden):
-        raise ValueError(
+        raise ConfigError(
             f"cannot subsample VGG16 fc layers classifier.0 {tuple(w6.shape)} / classifier.3 "
             f"{tuple(w7.shape)} to {fc_channels} channels: expected [F, C*7*7] and [F, F] with F a "
             f"multiple of {fc_channels}."
@@ -314,9 +314,11 @@ class VGG16SSD(Backbone):
     def load_torchvision_weights(self, path: str | Path) -> VGGWeightReport:
         """Load the VGG16 convolutions from a torchvision-format state dict file.
 
-        Returns a :class:`VGGWeightReport`; raises ValueError naming the keys when the file lacks a
-        VGG16 convolution key, has a key that is neither a VGG16 convolution nor torchvision's
-        classifier, or has a tensor of the wrong shape (for example with ``width != 1``).
+        Returns a :class:`VGGWeightReport`; raises :class:`~dicod_d2.errors.ConfigError` (a
+        ValueError) naming the keys when the file lacks a VGG16 convolution key, has a key that is
+        neither a VGG16 convolution nor torchvision's classifier, or has a tensor of the wrong shape
+        (for example with ``width != 1``); a file torch cannot read is a
+        :class:`~dicod_d2.utils.state_dict.WeightsFileError`.
         """
         state, path = read_state_dict(path, what="VGG16 weight file")
         mapping = self._torchvision_key_map()
@@ -326,7 +328,7 @@ class VGG16SSD(Backbone):
         unexpected = sorted(k for k in state if k not in mapping and not k.startswith("classifier."))
         missing = sorted(k for k in mapping if k not in state)
         if unexpected or missing:
-            raise ValueError(
+            raise ConfigError(
                 f"'{path}' is not a torchvision VGG16{'_bn' if self.norm else ''} state dict for "
                 f"VGG16SSD(norm={self.norm!r}): missing keys {missing}, unexpected keys "
                 f"{unexpected}. Use torchvision.models.vgg16{'_bn' if self.norm else ''}()"
@@ -339,7 +341,7 @@ class VGG16SSD(Backbone):
             if tuple(state[k].shape) != tuple(own[v].shape)
         ] + [f"{k} {tuple(t.shape)} vs {tuple(own[k].shape)}" for k, t in fc.items() if t.shape != own[k].shape]
         if bad:
-            raise ValueError(
+            raise ConfigError(
                 f"shape mismatch loading '{path}' into VGG16SSD(width={self.width}): {bad}. "
                 "Pretrained VGG16 weights need width=1.0."
             )
