@@ -140,6 +140,10 @@ class DICODDistiller:
         loc_pools = default_loc_pools(len(loc_layers)) if loc_pools is None else tuple(loc_pools)
         if len(loc_pools) != len(loc_layers):
             raise ConfigError(f"loc_pools {loc_pools} needs one pool size per loc_layers entry {loc_layers}.")
+        if any(int(p) < 1 for p in loc_pools):
+            raise ConfigError(f"every loc_pools entry must be a positive integer, got {loc_pools}.")
+        if crop_size is not None and int(crop_size) < 1:
+            raise ConfigError(f"crop_size must be a positive integer (or None: the teacher's input size), got {crop_size}.")
         if loc_pix and PIXELS not in loc_layers:
             raise ConfigError(
                 f"loc_pix=True needs '{PIXELS}' in loc_layers (got {loc_layers}); add it or set loc_pix=False."

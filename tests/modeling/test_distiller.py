@@ -4,6 +4,7 @@ import torch
 from detectron2.structures import ImageList
 from torch import nn
 
+from dicod_d2.errors import ConfigError
 from dicod_d2.layers import crop_boxes_roi_align
 from dicod_d2.losses import kd_cls_softmax
 from dicod_d2.modeling.distiller import (
@@ -142,6 +143,11 @@ def test_bad_configuration_and_inputs_raise(teacher, batch):
         DICODDistiller(teacher, normalizer="positives", loc_layers=("pixels",))
     with pytest.raises(ValueError, match="do not match"):
         DICODDistiller(teacher, normalizer="positives", class_names=["dog", "cat", "bird"])
+    # values first used in a training step are checked when the distiller is built (one error line)
+    with pytest.raises(ConfigError, match="loc_pools entry must be a positive integer"):
+        DICODDistiller(teacher, loc_layers=("pixels", "stem"), loc_pools=(4, 0))
+    with pytest.raises(ConfigError, match="crop_size must be a positive integer"):
+        DICODDistiller(teacher, crop_size=-1)
     images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
     with pytest.raises(ValueError, match="does not exist"):
         DICODDistiller(teacher, normalizer="positives", debug_checks=True).losses(
