@@ -15,7 +15,11 @@ from detectron2.data import build_detection_train_loader
 from omegaconf import OmegaConf
 
 from dicod_d2.data.object_crops import ObjectCropMapper, build_crop_test_loader, load_object_records
-from dicod_d2.data.transforms.ssd_augment import ssd_test_augmentations, ssd_train_augmentations
+from dicod_d2.data.transforms.ssd_augment import (
+    SSD_EXPAND_MAX,
+    ssd_test_augmentations,
+    ssd_train_augmentations,
+)
 from dicod_d2.evaluation.classification import ClassificationEvaluator
 
 
@@ -34,7 +38,8 @@ def ssd_recipe(student_model):
     size = student_model.backbone.size
     return (
         L(ssd_train_augmentations)(
-            size=size, mean=list(student_model.pixel_mean), image_format=student_model.input_format
+            size=size, mean=list(student_model.pixel_mean), image_format=student_model.input_format,
+            expand_max=SSD_EXPAND_MAX,  # as the student's data config (configs/common/data/ssd.py)
         ),
         L(ssd_test_augmentations)(size=size),
     )

@@ -10,7 +10,11 @@ import copy
 from detectron2.config import LazyCall as L
 
 from dicod_d2.data.dataset_mapper import BoxAugDatasetMapper
-from dicod_d2.data.transforms.ssd_augment import ssd_test_augmentations, ssd_train_augmentations
+from dicod_d2.data.transforms.ssd_augment import (
+    SSD_EXPAND_MAX,
+    ssd_test_augmentations,
+    ssd_train_augmentations,
+)
 
 
 def ssd_dataloader(dataloader):
@@ -26,7 +30,7 @@ def ssd_dataloader(dataloader):
             size="${model.backbone.size}",
             mean="${model.pixel_mean}",  # 0..255, in the model's channel order
             image_format="${..image_format}",
-            expand_max=4.0,  # SSD's zoom-out ×[1, 4]; 1 leaves the expand step out
+            expand_max=SSD_EXPAND_MAX,  # SSD's zoom-out ×[1, 4]; 1 leaves the expand step out
         ),
         image_format="${model.input_format}",
     )

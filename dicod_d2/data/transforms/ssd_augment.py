@@ -35,6 +35,7 @@ __all__ = [
     "PhotometricTransform",
     "ssd_test_augmentations",
     "ssd_train_augmentations",
+    "SSD_EXPAND_MAX",
 ]
 
 _HSV_CODES = {"BGR": (cv2.COLOR_BGR2HSV, cv2.COLOR_HSV2BGR), "RGB": (cv2.COLOR_RGB2HSV, cv2.COLOR_HSV2RGB)}
@@ -264,8 +265,12 @@ class MinIoURandomCrop(T.Augmentation):
         return x0, y0, x1 - x0, y1 - y0
 
 
+#: SSD's largest zoom-out ratio of the expand step (paper, supplementary S3)
+SSD_EXPAND_MAX = 4.0
+
+
 def ssd_train_augmentations(size: int, mean: Sequence[float], image_format: str = "BGR",
-                            expand_max: float = 4.0) -> list[T.Augmentation]:
+                            expand_max: float = SSD_EXPAND_MAX) -> list[T.Augmentation]:
     """SSD training augmentations for a ``size``² network; ``mean`` (0..255, ``image_format`` channel
     order) fills the expanded canvas. ``expand_max`` is the largest zoom-out ratio of the expand step
     (SSD's 4; 1 leaves the step out)."""
