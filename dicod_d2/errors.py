@@ -7,6 +7,12 @@ its traceback. Each type also derives from the builtin exception that code catch
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and runs of white space collapsed: a third-party library's
+    message fit for a one-line error."""
+    return " ".join(text.split())
+
+
 class UserError(Exception):
     """Bad input: a config value, a dataset, a file or an option the user gave."""
 

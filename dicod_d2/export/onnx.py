@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, UserError
+from ..errors import CheckpointError, UserError, one_line
 from ..utils.io import atomic_path
 
 __all__ = ["ONNX_OPSET", "OnnxDetector", "UnsupportedOperatorError", "export_onnx"]
@@ -103,9 +103,8 @@ class OnnxDetector:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001  onnxruntime raises its own exception types
-            reason = " ".join(str(e).split())  # ONNX Runtime's message, on one line
             raise CheckpointError(
-                f"ONNX model '{path}' cannot be loaded by ONNX Runtime ({reason}): export it again "
+                f"ONNX model '{path}' cannot be loaded by ONNX Runtime ({one_line(str(e))}): export it again "
                 "with tools/export_model.py"
             ) from e
         meta = self.session.get_modelmeta().custom_metadata_map

@@ -8,7 +8,7 @@ from typing import Mapping
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, one_line
 
 __all__ = ["WeightsFileError", "read_state_dict"]
 
@@ -47,10 +47,9 @@ def read_state_dict(
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # truncated / corrupt / not a torch file
-            reason = " ".join(f"{type(e).__name__}: {e}".split())  # torch's message, on one line
             raise WeightsFileError(
-                f"cannot read {what} '{path}' ({reason}): it is truncated, corrupt or not a torch "
-                "file; re-create or re-copy it"
+                f"cannot read {what} '{path}' ({one_line(f'{type(e).__name__}: {e}')}): it is truncated, "
+                "corrupt or not a torch file; re-create or re-copy it"
             ) from e
         source = str(path)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
