@@ -31,15 +31,16 @@ def general_recipe(student_dataloader):
     )
 
 
-def ssd_recipe(student_model):
+def ssd_recipe(student_model, expand_max=SSD_EXPAND_MAX):
     """(train, test) augmentation lists of the SSD student ``student_model`` (an SSD model config,
     configs/common/models/ssd.py): its ``backbone.size``, ``pixel_mean`` (0..255) and
-    ``input_format``; crop with ``image_format=student_model.input_format``."""
+    ``input_format``, and the student's ``expand_max`` (as given to ``ssd_dataloader``); crop with
+    ``image_format=student_model.input_format``."""
     size = student_model.backbone.size
     return (
         L(ssd_train_augmentations)(
             size=size, mean=list(student_model.pixel_mean), image_format=student_model.input_format,
-            expand_max=SSD_EXPAND_MAX,  # as the student's data config (configs/common/data/ssd.py)
+            expand_max=expand_max,
         ),
         L(ssd_test_augmentations)(size=size),
     )

@@ -17,11 +17,12 @@ from dicod_d2.data.transforms.ssd_augment import (
 )
 
 
-def ssd_dataloader(dataloader):
+def ssd_dataloader(dataloader, expand_max=SSD_EXPAND_MAX):
     """A copy of a detection ``dataloader`` config whose mappers apply SSD's augmentation.
 
     The train mapper reads images in ``model.input_format``; the test mapper follows the train
-    mapper's format (as in the base configs).
+    mapper's format (as in the base configs). ``expand_max``: the largest zoom-out ratio of the
+    expand step (SSD's ×4 by default; 1 leaves the step out).
     """
     dataloader = copy.deepcopy(dataloader)
     dataloader.train.mapper = L(BoxAugDatasetMapper)(
@@ -30,7 +31,7 @@ def ssd_dataloader(dataloader):
             size="${model.backbone.size}",
             mean="${model.pixel_mean}",  # 0..255, in the model's channel order
             image_format="${..image_format}",
-            expand_max=SSD_EXPAND_MAX,  # SSD's zoom-out ×[1, 4]; 1 leaves the expand step out
+            expand_max=expand_max,
         ),
         image_format="${model.input_format}",
     )
