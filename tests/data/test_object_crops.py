@@ -208,6 +208,19 @@ def test_ssd_recipe_is_the_ssd_students_augmentation():
 
 
 @pytest.mark.parametrize(
+    ("teacher", "student", "expand_max"),
+    [("fashiondet/resnet_tiny_56_ssd_ce.py", "fashiondet/ssd/baseline.py", 1.0),
+     ("coco/resnet50_112_ssd_ce.py", "coco/ssd300/baseline.py", 4.0)],
+)
+def test_ssd_teacher_and_student_share_the_expand_ratio(teacher, student, expand_max):
+    """FashionDet's SSD students and their teacher leave SSD's expand step out (objects already
+    12-190 px); the COCO ones keep the paper's ×[1, 4]."""
+    teacher_augs = load_config(REPO / "configs/teacher" / teacher).dataloader.train.mapper.augmentations
+    student_augs = load_config(REPO / "configs" / student).dataloader.train.mapper.augmentations
+    assert teacher_augs.expand_max == student_augs.expand_max == expand_max
+
+
+@pytest.mark.parametrize(
     "recipe",
     [
         lambda: _augmentations("coco/resnet50_112_general_ce_fl.py"),
