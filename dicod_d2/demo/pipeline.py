@@ -266,16 +266,17 @@ def tide(s: DemoSettings, runs: Runs) -> dict:
 
 def examples(s: DemoSettings, runs: Runs) -> list[Path]:
     """Test images with the baseline's and full DICOD's detections (first student and seed) side by side."""
-    from .visualize import load_detector, side_by_side
+    from ..inference.student import load_student
+    from .visualize import side_by_side
 
     student = s.students[0]
-    models = {}
+    students = {}
     for variant in ("baseline", "dicod"):
         folder = runs[student][variant][0]
-        models[VARIANTS[variant]] = load_detector(
-            str(REPO / student_config(student, variant)), str(folder / "model_final.pth"),
-            dataset_overrides(s, REPORT_SPLIT))
-    return side_by_side(models, f"{s.dataset_prefix}_{REPORT_SPLIT}", s.out_dir / "examples", num_images=3,
+        students[VARIANTS[variant]] = load_student(
+            REPO / student_config(student, variant), folder / "model_final.pth",
+            overrides=dataset_overrides(s, REPORT_SPLIT))
+    return side_by_side(students, f"{s.dataset_prefix}_{REPORT_SPLIT}", s.out_dir / "examples", num_images=3,
                         score_thresh=0.3)
 
 

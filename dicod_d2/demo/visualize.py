@@ -1,46 +1,43 @@
-"""Validation images with two models' detections side by side (detectron2's Visualizer)."""
+"""Test images with two students' detections side by side (detectron2's Visualizer)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.detection_utils import read_image
+from detectron2.structures import Boxes, Instances
 from detectron2.utils.visualizer import Visualizer
 from PIL import Image, ImageDraw
 
-from ..inference.student import inference_config
+from ..inference.images import read_image
+from ..inference.student import LoadedStudent
 from ..utils.io import atomic_path
 
 
-def load_detector(config_file: str, checkpoint: str, overrides: Sequence[str] = ()):
-    """A trained detector in eval mode on the CPU (no teacher is needed for inference)."""
-    model = instantiate(inference_config(config_file, [*overrides, "train.device=cpu"]).model).eval()
-    DetectionCheckpointer(model).load(checkpoint)
-    return model
+def detections(student: LoadedStudent, file_name: str) -> tuple[np.ndarray, Instances]:
+    """``student``'s detections on one image file, as the student sees it at test time (its test
+    resize and channel order): the image (``[H, W, 3]`` uint8 RGB) and its ``Instances`` in that
+    image's pixels."""
+    image = read_image(file_name, student.input_format)
+    boxes, scores, classes = student.detector(torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1))))
+    rgb = image if student.input_format == "RGB" else image[:, :, ::-1]
+    inst = Instances(rgb.shape[:2], pred_boxes=Boxes(boxes), scores=scores, pred_classes=classes)
+    return np.ascontiguousarray(rgb), inst
 
 
-@torch.no_grad()
-def side_by_side(models: dict[str, torch.nn.Module], dataset: str, out_dir: str | Path,
+def side_by_side(students: dict[str, LoadedStudent], dataset: str, out_dir: str | Path,
                  num_images: int = 4, score_thresh: float = 0.5) -> list[Path]:
     """For the first ``num_images`` of ``dataset``, one PNG (``<dataset>_<image id>.png``) with each
-    model's detections side by side."""
+    student's detections (score >= ``score_thresh``) side by side."""
     meta = MetadataCatalog.get(dataset)
     written = []
     for record in DatasetCatalog.get(dataset)[:num_images]:
-        image = read_image(record["file_name"], format="BGR")
         panels = []
-        for name, model in models.items():
-            tensor = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
-            inst = model([{"image": tensor, "height": image.shape[0], "width": image.shape[1]}])
-            inst = inst[0]["instances"].to("cpu")
-            inst = inst[inst.scores >= score_thresh]
-            vis = Visualizer(image[:, :, ::-1], meta, scale=2.0)
-            panel = vis.draw_instance_predictions(inst).get_image()
+        for name, student in students.items():
+            rgb, inst = detections(student, record["file_name"])
+            panel = Visualizer(rgb, meta, scale=2.0).draw_instance_predictions(
+                inst[inst.scores >= score_thresh]).get_image()
             panel = np.concatenate([np.full((28, panel.shape[1], 3), 255, np.uint8), panel], 0)
             pil = Image.fromarray(panel)
             ImageDraw.Draw(pil).text((6, 6), f"{name} (score >= {score_thresh})", fill=(0, 0, 0))

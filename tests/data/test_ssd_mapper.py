@@ -103,14 +103,17 @@ def test_box_aug_mapper_rejects_a_semantic_segmentation_record(record):
         mapper({**record, "sem_seg_file_name": "seg.png"})
 
 
-@pytest.mark.parametrize("rel, size", [("coco/ssd300/baseline.py", 300), ("coco/ssd512/dicod.py", 512),
-                                       ("fashiondet/ssd/baseline.py", 300)])
-def test_ssd_configs_use_the_ssd_pipeline_of_their_model(rel, size):
+@pytest.mark.parametrize("rel, size, expand", [("coco/ssd300/baseline.py", 300, True),
+                                               ("coco/ssd512/dicod.py", 512, True),
+                                               ("fashiondet/ssd/baseline.py", 300, False)])
+def test_ssd_configs_use_the_ssd_pipeline_of_their_model(rel, size, expand):
     cfg = load_config(REPO / "configs" / rel)
     train_augs = instantiate(cfg.dataloader.train.mapper.augmentations)
-    assert [type(a) for a in train_augs] == [PhotometricDistortion, Expand, MinIoURandomCrop, T.Resize, T.RandomFlip]
-    assert (train_augs[3].shape, train_augs[4].prob) == ((size, size), 0.5)
-    assert train_augs[1].fill == tuple(cfg.model.pixel_mean)  # the canvas is the model's mean colour
+    assert [type(a) for a in train_augs] == [PhotometricDistortion, *([Expand] if expand else []),
+                                             MinIoURandomCrop, T.Resize, T.RandomFlip]
+    assert (train_augs[-2].shape, train_augs[-1].prob) == ((size, size), 0.5)
+    if expand:  # the canvas is the model's mean colour
+        assert train_augs[1].fill == tuple(cfg.model.pixel_mean)
     assert train_augs[0].image_format == cfg.model.input_format == "RGB"
     assert cfg.dataloader.train.mapper._target_ is BoxAugDatasetMapper
     (test_resize,) = instantiate(cfg.dataloader.test.mapper.augmentations)
