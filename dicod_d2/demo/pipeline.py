@@ -276,8 +276,7 @@ def examples(s: DemoSettings, runs: Runs) -> list[Path]:
         students[VARIANTS[variant]] = load_student(
             REPO / student_config(student, variant), folder / "model_final.pth",
             overrides=dataset_overrides(s, REPORT_SPLIT))
-    return side_by_side(students, f"{s.dataset_prefix}_{REPORT_SPLIT}", s.out_dir / "examples", num_images=3,
-                        score_thresh=0.3)
+    return side_by_side(students, f"{s.dataset_prefix}_{REPORT_SPLIT}", s.out_dir / "examples", num_images=3)
 
 
 #: images of the report split on which the deployable student's ONNX Runtime AP is compared with PyTorch's

@@ -8,7 +8,7 @@ from detectron2.data import DatasetCatalog
 from PIL import Image
 
 from dicod_d2.config.lazy import load_config
-from dicod_d2.demo.visualize import detections, side_by_side
+from dicod_d2.demo.visualize import detections, side_by_side, top_detections
 from dicod_d2.inference.student import load_student
 
 DATASET = "fashiondet_tiny_test"
@@ -36,7 +36,11 @@ def test_pictures_of_each_family(tiny_fashiondet, tmp_path, family, input_format
     boxes = inst.pred_boxes.tensor
     assert boxes.min() >= 0 and boxes[:, 2].max() <= 256 and boxes[:, 3].max() <= 256
 
-    written = side_by_side(students, DATASET, tmp_path / "examples", num_images=2, score_thresh=0.5)
+    top = top_detections(inst, 3, score_thresh=float(inst.scores.min()))
+    assert len(top) == 3 and (top.scores == inst.scores.sort(descending=True).values[:3]).all()
+    assert len(top_detections(inst, 3, score_thresh=1.01)) == 0
+
+    written = side_by_side(students, DATASET, tmp_path / "examples", num_images=2)
     assert [p.name for p in written] == [f"{DATASET}_{r['image_id']:06d}.png"
                                          for r in DatasetCatalog.get(DATASET)[:2]]
     with Image.open(written[0]) as picture:  # two panels at scale 2 with an 8 px separator, 28 px title
