@@ -120,7 +120,8 @@ def write_report(path: str | Path, *, title: str, settings: Sequence[str], teach
         "figure shows each type over the foreground IoU threshold 0.50…0.95.", "",
         tide_table(tide_summary), "",
         f"![TIDE error curves]({rel(figures['tide'])})", "",
-        f"## Example detections ({report_split} images, first student and seed; each panel: its top detections, as many as the image has objects)", "",
+        f"## Example detections ({report_split} images, first student and seed; each panel: its top "
+        "detections, as many as the image has objects)", "",
         *[f"![{Path(e).stem}]({rel(e)})" for e in examples], "",
         "## Deployable student", "", deployable, "",
         "## Commands", "",

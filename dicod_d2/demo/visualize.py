@@ -20,7 +20,8 @@ def detections(student: LoadedStudent, file_name: str) -> tuple[np.ndarray, Inst
     resize and channel order): the image (``[H, W, 3]`` uint8 RGB) and its ``Instances`` in that
     image's pixels."""
     image = read_image(file_name, student.input_format)
-    boxes, scores, classes = student.detector(torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1))))
+    chw = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    boxes, scores, classes = student.detector(chw)
     rgb = image if student.input_format == "RGB" else image[:, :, ::-1]
     inst = Instances(rgb.shape[:2], pred_boxes=Boxes(boxes), scores=scores, pred_classes=classes)
     return np.ascontiguousarray(rgb), inst
