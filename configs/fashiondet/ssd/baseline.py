@@ -1,6 +1,6 @@
 # SSD300 student on FashionDet: VGG16 x0.25 with BN, from scratch (configs/common/models/
 # ssd_fashiondet.py), SSD's augmentation at 300² (RGB) without the expand step
-# (SSD_EXPAND_MAX_FASHIONDET); trains on a CPU (about 3 s per iteration of 8 images on one core).
+# (SSD_EXPAND_MAX_FASHIONDET); trains on a CPU (about 2 s per iteration of 8 images on one core).
 # SSD's lr 2e-3 (its losses are sums over the batch ÷ positives): 1e-2 diverges, 2e-2 with the
 # gradient clipped at 10 trains far slower. 2000 iterations: from scratch, SSD is still learning to
 # classify at 1000 (0.5 AP on val there).
