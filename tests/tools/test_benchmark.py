@@ -135,3 +135,34 @@ def test_unknown_section_is_a_clear_error(tmp_path, capsys):
     assert _tool().main(["--sections", "crops", "--out", str(tmp_path / "b.json")]) == 2
     assert "unknown section(s)/student(s) ['crops']" in capsys.readouterr().err
     assert not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.parametrize("plain_step", [False, True])
+def test_step_time_comes_from_an_uninstrumented_step_when_asked(tmp_path, monkeypatch, plain_step):
+    """On CUDA the teacher timer's synchronisations slow the step, so ``step_s`` must come from a step
+    run without the timer; on CPU (``plain_step=False``) the instrumented step gives both."""
+    import benchmarking.step as step_module
+
+    from dicod_d2.data.fashion_mnist import FASHION_MNIST_CLASSES
+    from dicod_d2.modeling.distiller import DICODDistiller
+    from dicod_d2.teacher import FrozenTeacher, write_random_teacher
+
+    teacher = FrozenTeacher.from_file(
+        write_random_teacher(tmp_path / "t.pth", FASHION_MNIST_CLASSES, "resnet_tiny", 32))
+    model = build_student("faster_rcnn", "cpu").train()
+    distiller = DICODDistiller(teacher, input_format=model.input_format)
+    batch = synthetic_batches(1, 2, 128)[0]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    instrumented = []  # per train_step call: was the teacher wrapped by the timer?
+    real_step = step_module.train_step
+
+    def spy(model_, optimizer_, batch_):
+        instrumented.append("logits" in vars(distiller.teacher))
+        real_step(model_, optimizer_, batch_)
+
+    monkeypatch.setattr(step_module, "train_step", spy)
+    record = step_module._timed_step(model, optimizer, batch, distiller, "dicod", "cpu", plain_step=plain_step)
+    assert instrumented == ([True, False] if plain_step else [True])
+    assert record["step_s"] > 0 and record["instrumented_step_s"] > 0 and record["teacher_forward_s"] > 0
+    assert (record["step_s"] == record["instrumented_step_s"]) is (not plain_step)
+    assert model.distiller is None and "logits" not in vars(distiller.teacher)

@@ -144,7 +144,8 @@ def bench_train_step(
     sets K.
 
     Per variant: ``median_s``, ``ratio_to_baseline``, ``teacher_share`` ((teacher forward +
-    backward) / step time), the :class:`TeacherTimer` readings (medians), and on CUDA ``peak_bytes``.
+    backward) / the time of the instrumented step, see :func:`_timed_step`), the
+    :class:`TeacherTimer` readings (medians), and on CUDA ``peak_bytes``.
     A student whose code or config is missing gets ``{"status": "not available: <reason>"}``.
     """
     teacher = FrozenTeacher.from_file(teacher_path).to(device)
@@ -176,22 +177,36 @@ def bench_train_step(
     return results
 
 
-def _timed_step(model, optimizer, batch, distiller, variant: str, device: str) -> dict:
+def _timed_step(model, optimizer, batch, distiller, variant: str, device: str,
+                plain_step: bool | None = None) -> dict:
+    """One training step of ``variant``: ``step_s`` and, for a distilled variant, the
+    :class:`TeacherTimer` readings with ``instrumented_step_s``, the step they were read in.
+
+    The timer synchronises the device at every teacher and distiller boundary. On CUDA that drains
+    the kernel queue several times per step and slows the step itself, so there ``step_s`` comes
+    from a second, uninstrumented step on the same batch (lr 0: the same weights). On CPU the
+    synchronisation is a no-op and one step gives both. ``plain_step`` forces either way
+    (default: on CUDA only).
+    """
     model.distiller = distiller
     weight_grad = variant == "dicod_teacher_weight_grad"
     if weight_grad:
         distiller.teacher.model.requires_grad_(True)
     cuda = torch.device(device).type == "cuda"
+    plain_step = cuda if plain_step is None else plain_step
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
+
+    def step() -> float:
+        return time_call(lambda: train_step(model, optimizer, batch), device, repeats=1, warmup=0)[0]
+
     try:
-        if distiller is None:
-            times = time_call(lambda: train_step(model, optimizer, batch), device, repeats=1, warmup=0)
-            record = {"step_s": times[0]}
-        else:
+        record = {}
+        if distiller is not None:
             with TeacherTimer(distiller, device) as timer:
-                times = time_call(lambda: train_step(model, optimizer, batch), device, repeats=1, warmup=0)
-                record = {"step_s": times[0], **timer.read()}
+                record["instrumented_step_s"] = step()
+                record.update(timer.read())
+        record["step_s"] = step() if plain_step or distiller is None else record["instrumented_step_s"]
     finally:
         if weight_grad:
             distiller.teacher.model.requires_grad_(False)
@@ -209,7 +224,8 @@ def _summarise_variants(records: dict[str, list[dict]]) -> dict:
         summary["median_s"] = summary.pop("step_s")
         summary["times_s"] = [r["step_s"] for r in recs]
         if "teacher_forward_s" in summary:
-            teacher = [(r["teacher_forward_s"] + r["teacher_backward_s"]) / r["step_s"] for r in recs]
+            teacher = [(r["teacher_forward_s"] + r["teacher_backward_s"]) / r["instrumented_step_s"]
+                       for r in recs]
             summary["teacher_share"] = statistics.median(teacher)
         out[variant] = summary
     base = out["baseline"]["median_s"]
