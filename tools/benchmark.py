@@ -7,7 +7,11 @@ Example::
     python tools/benchmark.py --quick --out /tmp/benchmark.json       # tiny sizes, seconds
     python tools/benchmark.py --sections export --export-run ssd=configs/fashiondet/ssd/dicod.py,PTH
 
-The ``export`` section (not run by default: it needs trained students) is tools/benchmarking/export.py.
+The ``export`` section (not run by default: it needs trained students) is tools/benchmarking/export.py;
+the ``profile`` section (not run by default) ranks the operators of a baseline and a DICOD step
+(tools/benchmarking/profile.py)::
+
+    python tools/benchmark.py --sections profile --device cuda --students faster_rcnn --out output/benchmark/profile.json
 
 A random-weight teacher file is written to a temporary folder unless ``--teacher`` names one (its
 speed is that of a trained teacher of the same architecture; the JSON says which was used).
@@ -27,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("KINETO_LOG_LEVEL", "99")
 
 import torch  # noqa: E402
-from benchmarking import crop, inference, report, step, timing  # noqa: E402
+from benchmarking import crop, inference, profile, report, step, timing  # noqa: E402
 from benchmarking.export import bench_export, format_export_markdown, parse_export_runs  # noqa: E402
 from benchmarking.students import DEFAULT_STUDENTS, STUDENTS  # noqa: E402
 
@@ -35,7 +39,7 @@ from dicod_d2.data.fashion_mnist import FASHION_MNIST_CLASSES  # noqa: E402
 from dicod_d2.teacher import FrozenTeacher, write_random_teacher  # noqa: E402
 from dicod_d2.utils.io import atomic_write_text  # noqa: E402
 
-SECTIONS = ("crop", "step", "inference", "export")
+SECTIONS = ("crop", "step", "inference", "export", "profile")
 DEFAULT_SECTIONS = ("crop", "step", "inference")
 
 
@@ -149,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
                 repeats=1 if quick else 5, **small,
             )
             done("inference")
+        if "profile" in sections:
+            results["profile"] = profile.profile_train_step(
+                args.device, teacher_path, students, steps=1 if quick else 3, warmup=1 if quick else 2,
+                gt_per_image=gt_per_image, **(small or {"batch_size": args.batch_size}),
+            )
+            done("profile")
         if "export" in sections:
             results["export"] = bench_export(export_runs, args.export_dataset, Path(args.out).parent / "export",
                                              latency_images=5 if quick else args.export_images,

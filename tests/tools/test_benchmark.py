@@ -166,3 +166,18 @@ def test_step_time_comes_from_an_uninstrumented_step_when_asked(tmp_path, monkey
     assert record["step_s"] > 0 and record["instrumented_step_s"] > 0 and record["teacher_forward_s"] > 0
     assert (record["step_s"] == record["instrumented_step_s"]) is (not plain_step)
     assert model.distiller is None and "logits" not in vars(distiller.teacher)
+
+
+def test_profile_section_ranks_operators_and_counts_the_data_dependent_calls(tmp_path):
+    out = tmp_path / "p.json"
+    assert _tool().main(["--quick", "--sections", "profile", "--students", "faster_rcnn", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())["profile"]["faster_rcnn"]
+    assert res["status"] == "ok" and set(res["variants"]) == {"baseline", "dicod"}
+    base, dicod = res["variants"]["baseline"], res["variants"]["dicod"]
+    for v in (base, dicod):
+        times = [op["self_s_per_step"] for op in v["top_ops"]]
+        assert times and times == sorted(times, reverse=True) and all(t > 0 for t in times)
+        assert all(op["calls_per_step"] > 0 for op in v["top_ops"])
+    # the distiller adds data-dependent reads (torch.unique, the crop's per-image counts) to the step
+    assert dicod["per_step"]["data_dependent_ops"] > base["per_step"]["data_dependent_ops"]
+    assert dicod["per_step"]["kernel_launches"] == base["per_step"]["kernel_launches"] == 0  # CPU

@@ -10,6 +10,8 @@
   levers.
 * :mod:`.inference` — inference time and checkpoint size of a DICOD-trained student vs the
   baseline.
+* :mod:`.profile` — where the time of a baseline and a DICOD step goes (``torch.profiler``: the
+  operators by own time, host-device synchronisations, copies and kernel launches per step).
 * :mod:`.report` — the markdown tables of a result.
 
 Each section returns JSON-ready dicts; times in seconds, memory in bytes (see

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .crop import LEVERS
+from .profile import format_profile_markdown
 
 
 def _mib(n: float) -> str:
@@ -10,7 +11,7 @@ def _mib(n: float) -> str:
 
 def format_markdown(results: dict) -> str:
     """Markdown tables of a benchmark result dict (keys ``machine``, ``crop``, ``crop_levers``,
-    ``step``, ``inference``; any may be absent)."""
+    ``step``, ``inference``, ``profile``; any may be absent)."""
     lines = []
     m = results.get("machine", {})
     if m:
@@ -90,4 +91,6 @@ def format_markdown(results: dict) -> str:
                 f"{d['teacher_keys']} |"
             )
         lines.append("")
+    if results.get("profile"):
+        lines += format_profile_markdown(results["profile"])
     return "\n".join(lines)
