@@ -12,7 +12,14 @@ from dicod_d2.modeling.distiller import DICODDistiller
 from dicod_d2.teacher.frozen import FrozenTeacher
 from dicod_d2.utils.io import atomic_torch_save
 
-from .students import DEFAULT_STUDENTS, build_student, image_size_for, synthetic_batches, train_step
+from .students import (
+    DEFAULT_STUDENTS,
+    available_students,
+    image_size_for,
+    sgd,
+    synthetic_batches,
+    train_step,
+)
 from .timing import time_call
 
 
@@ -37,15 +44,8 @@ def bench_inference(
     """
     teacher = FrozenTeacher.from_file(teacher_path).to(device)
     results: dict = {}
-    for name in students:
-        try:
-            torch.manual_seed(seed)
-            models = {"baseline": build_student(name, device)}
-            torch.manual_seed(seed)
-            models["dicod"] = build_student(name, device)
-        except (ImportError, AttributeError, KeyError, FileNotFoundError) as err:
-            results[name] = {"status": f"not available: {type(err).__name__}: {err}"}
-            continue
+    for name, (baseline, dicod) in available_students(students, device, seed, results, copies=2):
+        models = {"baseline": baseline, "dicod": dicod}
         size = image_size_for(name, image_size)
         batches = synthetic_batches(train_iters + 1, batch_size, size, seed=seed)
         models["dicod"].distiller = DICODDistiller(teacher, input_format=models["dicod"].input_format)
@@ -53,7 +53,7 @@ def bench_inference(
         with tempfile.TemporaryDirectory() as tmp:
             for variant, model in models.items():
                 model.train()
-                optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+                optimizer = sgd(model, lr=1e-3)
                 for batch in batches[:train_iters]:
                     train_step(model, optimizer, batch)
                 path = Path(tmp) / f"{variant}.pth"

@@ -19,7 +19,14 @@ from dicod_d2.modeling.distiller import DICODDistiller
 from dicod_d2.modeling.variants import VARIANTS
 from dicod_d2.teacher.frozen import FrozenTeacher
 
-from .students import DEFAULT_STUDENTS, build_student, image_size_for, synthetic_batches, train_step
+from .students import (
+    DEFAULT_STUDENTS,
+    available_students,
+    image_size_for,
+    sgd,
+    synthetic_batches,
+    train_step,
+)
 from .timing import synchronize
 
 #: the variants profiled (names of :data:`dicod_d2.modeling.variants.VARIANTS`)
@@ -77,17 +84,11 @@ def profile_train_step(
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     teacher = FrozenTeacher.from_file(teacher_path).to(device)
     results: dict = {}
-    for name in students:
-        try:
-            torch.manual_seed(seed)
-            model = build_student(name, device)
-        except (ImportError, AttributeError, KeyError, FileNotFoundError) as err:
-            results[name] = {"status": f"not available: {type(err).__name__}: {err}"}
-            continue
+    for name, (model,) in available_students(students, device, seed, results):
         model.train()
         size = image_size_for(name, image_size)
         batches = synthetic_batches(warmup + steps, batch_size, size, seed=seed, gt_per_image=gt_per_image)
-        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
+        optimizer = sgd(model, lr=0.0)
         out = {"status": "ok", "image_size": size, "batch_size": batch_size, "steps": steps, "variants": {}}
         for variant in PROFILE_VARIANTS:
             flags = VARIANTS[variant].terms

@@ -15,8 +15,9 @@ from dicod_d2.teacher.frozen import FrozenTeacher
 from .students import (
     DEFAULT_STUDENTS,
     STUDENTS,
-    build_student,
+    available_students,
     image_size_for,
+    sgd,
     synthetic_batches,
     train_step,
 )
@@ -150,17 +151,11 @@ def bench_train_step(
     """
     teacher = FrozenTeacher.from_file(teacher_path).to(device)
     results: dict = {}
-    for name in students:
-        try:
-            torch.manual_seed(seed)
-            model = build_student(name, device)
-        except (ImportError, AttributeError, KeyError, FileNotFoundError) as err:
-            results[name] = {"status": f"not available: {type(err).__name__}: {err}"}
-            continue
+    for name, (model,) in available_students(students, device, seed, results):
         model.train()
         size = image_size_for(name, image_size)
         batches = synthetic_batches(iters + 1, batch_size, size, seed=seed, gt_per_image=gt_per_image)
-        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
+        optimizer = sgd(model, lr=0.0)
         distillers = _variant_distillers(teacher, model.input_format, loc_cap)
         records: dict[str, list[dict]] = {v: [] for v in distillers}
         names = list(distillers)

@@ -3,6 +3,7 @@ detectron2 batches for them, and one SGD step."""
 from __future__ import annotations
 
 import importlib
+from typing import Sequence
 
 import torch
 from detectron2.config import instantiate
@@ -65,6 +66,28 @@ def build_student(name: str, device: str):
     for key, value in spec["edits"].items():
         OmegaConf.update(cfg, key, value, merge=False)
     return instantiate(cfg).to(device)
+
+
+def available_students(names: Sequence[str], device: str, seed: int, results: dict, copies: int = 1):
+    """Yield ``(name, [model, ...])`` for each student of ``names`` whose code and config are in the
+    tree: ``copies`` models built by :func:`build_student`, each right after ``torch.manual_seed(seed)``
+    (so the copies start from the same weights). A student that cannot be built gets
+    ``results[name] = {"status": "not available: <reason>"}`` and is skipped."""
+    for name in names:
+        try:
+            models = []
+            for _ in range(copies):
+                torch.manual_seed(seed)
+                models.append(build_student(name, device))
+        except (ImportError, AttributeError, KeyError, FileNotFoundError) as err:
+            results[name] = {"status": f"not available: {type(err).__name__}: {err}"}
+            continue
+        yield name, models
+
+
+def sgd(model, lr: float) -> torch.optim.SGD:
+    """Plain SGD over the trainable parameters of ``model`` (lr 0: every step sees the same weights)."""
+    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
 
 
 def synthetic_batches(
