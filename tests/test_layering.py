@@ -18,10 +18,9 @@ LAYERS = (
     ("inference",),
     ("export",),
     ("cli",),
-    ("demo",),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
-ABOVE_THE_LIBRARY = ("tools", "benchmarking", "tests", "_helpers")
+ABOVE_THE_LIBRARY = ("tools", "benchmarking", "demo_pipeline", "tests", "_helpers")
 
 
 def _imports(path):

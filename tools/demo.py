@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> Path:
     args = build_parser().parse_args(argv)
+    from demo_pipeline.pipeline import DemoSettings, run_demo
+
     import dicod_d2.data  # noqa: F401  registers the built-in datasets
-    from dicod_d2.demo.pipeline import DemoSettings, run_demo
 
     quick = QUICK if args.quick else {"preset": "demo", "teacher_iters": None, "student_iters": None}
     for key in ("teacher_iters", "student_iters"):

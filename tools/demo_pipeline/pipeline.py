@@ -11,9 +11,10 @@ import json
 import time
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..modeling.variants import VARIANTS as PAPER_VARIANTS
-from ..utils.io import atomic_write_text
+from dicod_d2.errors import ConfigError
+from dicod_d2.modeling.variants import VARIANTS as PAPER_VARIANTS
+from dicod_d2.utils.io import atomic_write_text
+
 from .jobs import Job, python_tool, run_jobs
 from .metrics import aggregate, read_run
 
@@ -102,8 +103,8 @@ def dataset_overrides(s: DemoSettings, split: str = CHOICE_SPLIT) -> list[str]:
 
 def make_data(s: DemoSettings) -> Path:
     """Generate FashionDet at the demo's size (a no-op when it exists); returns its folder."""
-    from ..data.datasets import get_data_root
-    from ..data.fashiondet import PRESET_DIRNAMES, generate_fashiondet
+    from dicod_d2.data.datasets import get_data_root
+    from dicod_d2.data.fashiondet import PRESET_DIRNAMES, generate_fashiondet
 
     folder = get_data_root() / PRESET_DIRNAMES[s.preset]
     t0 = time.time()
@@ -145,7 +146,7 @@ def train_teachers(s: DemoSettings) -> dict[str, Path]:
 
 
 def _config_max_iter(config: str) -> int:
-    from ..config.lazy import load_config
+    from dicod_d2.config.lazy import load_config
 
     return int(load_config(REPO / config).train.max_iter)
 
@@ -211,8 +212,8 @@ def evaluate_split(s: DemoSettings, student: str, variant: str, folder: Path, sp
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.config import instantiate
 
-    from ..engine.train_loop import do_test
-    from ..inference.student import inference_config
+    from dicod_d2.engine.train_loop import do_test
+    from dicod_d2.inference.student import inference_config
 
     checkpoint = folder / "model_final.pth"
     out = folder / split
@@ -245,7 +246,7 @@ def evaluate(s: DemoSettings, runs: Runs) -> dict[str, dict[str, dict]]:
 
 def teacher_top1(teacher: Path) -> tuple[float | None, float | None]:
     """Top-1 / top-5 (%) on the val crops recorded in the teacher file by its export hook."""
-    from ..teacher.teacher_file import read_teacher_file
+    from dicod_d2.teacher.teacher_file import read_teacher_file
 
     _, meta, _ = read_teacher_file(teacher)
     return meta.recipe.get("top1"), meta.recipe.get("top5")
@@ -255,7 +256,7 @@ def tide(s: DemoSettings, runs: Runs) -> dict:
     """TIDE analysis of every student run (``<student>/<variant>_seed<k>``) on the report split."""
     from detectron2.data import MetadataCatalog
 
-    from ..evaluation.tide_analysis import analyze
+    from dicod_d2.evaluation.tide_analysis import analyze
 
     gt_json = MetadataCatalog.get(f"{s.dataset_prefix}_{REPORT_SPLIT}").json_file
     dets = {f"{student}/{run_name(v, seed)}": folder / REPORT_SPLIT / "coco_instances_results.json"
@@ -266,7 +267,8 @@ def tide(s: DemoSettings, runs: Runs) -> dict:
 
 def examples(s: DemoSettings, runs: Runs) -> list[Path]:
     """Test images with the baseline's and full DICOD's detections (first student and seed) side by side."""
-    from ..inference.student import load_student
+    from dicod_d2.inference.student import load_student
+
     from .visualize import side_by_side
 
     student = s.students[0]
@@ -286,7 +288,7 @@ DEPLOY_AP_IMAGES = 200
 def deployable(s: DemoSettings, runs: Runs) -> str:
     """The full DICOD student (first family and seed) exported to ONNX: one report line with its ONNX
     Runtime AP next to PyTorch's (first ``DEPLOY_AP_IMAGES`` test images) and the CPU latency."""
-    from ..export.deployable import deployable_line, deployable_student
+    from dicod_d2.export.deployable import deployable_line, deployable_student
 
     student = s.students[0]
     folder = runs[student]["dicod"][0]

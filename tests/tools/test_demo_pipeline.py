@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from demo_pipeline import jobs, metrics, pipeline, report
 
-from dicod_d2.demo import jobs, metrics, pipeline, report
 from dicod_d2.errors import ConfigError
 
 

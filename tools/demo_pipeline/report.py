@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..utils.io import atomic_path, atomic_write_text
+from dicod_d2.utils.io import atomic_path, atomic_write_text
+
 from .metrics import AP_KEYS, IOU_KEYS
 
 

@@ -3,12 +3,12 @@ channel order), boxes in the original image's pixels."""
 import numpy as np
 import pytest
 import torch
+from demo_pipeline.visualize import detections, side_by_side, top_detections
 from detectron2.config import instantiate
 from detectron2.data import DatasetCatalog
 from PIL import Image
 
 from dicod_d2.config.lazy import load_config
-from dicod_d2.demo.visualize import detections, side_by_side, top_detections
 from dicod_d2.inference.student import load_student
 
 DATASET = "fashiondet_tiny_test"

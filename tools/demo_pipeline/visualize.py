@@ -10,9 +10,9 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.visualizer import Visualizer
 from PIL import Image, ImageDraw
 
-from ..inference.images import read_image
-from ..inference.student import LoadedStudent
-from ..utils.io import atomic_path
+from dicod_d2.inference.images import read_image
+from dicod_d2.inference.student import LoadedStudent
+from dicod_d2.utils.io import atomic_path
 
 
 def detections(student: LoadedStudent, file_name: str) -> tuple[np.ndarray, Instances]:

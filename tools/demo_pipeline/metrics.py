@@ -5,7 +5,7 @@ import json
 import statistics
 from pathlib import Path
 
-from ..evaluation.coco import IOU_THRESHOLDS
+from dicod_d2.evaluation.coco import IOU_THRESHOLDS
 
 #: the COCO numbers of the report, in the order of its tables
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
