@@ -5,6 +5,7 @@
     python tools/demo.py --seeds 0 1 2       # the three-seed comparison
     python tools/demo.py --ablation          # also +KD_cls, +loc+KD_loc and the control student
     python tools/demo.py --students faster_rcnn retinanet ssd --seeds 0 1 2 --ablation   # every family
+    python tools/demo.py ... --seeds 0 1 2 --ablation --ablation-seeds 0   # single-term students: seed 0
     python tools/demo.py --quick             # tiny split, short schedules (~3 min; what CI runs)
 
 Settings are chosen on FashionDet val; ``<out>/report.md`` reports every number on FashionDet test
@@ -28,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ablation", action="store_true",
                         help="also train the +KD_cls, +loc+KD_loc and control students")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="student seeds")
+    parser.add_argument("--ablation-seeds", type=int, nargs="+", default=None,
+                        help="with --ablation: train the +KD_cls and +loc+KD_loc students on these of "
+                             "the seeds only (default: every seed; the control runs on every seed)")
     parser.add_argument("--students", nargs="+", default=["faster_rcnn"],
                         help="student families: faster_rcnn, retinanet, ssd (default: faster_rcnn)")
     parser.add_argument("--out", default=None,
@@ -59,6 +63,7 @@ def main(argv=None) -> Path:
     out = Path(args.out or ("output/demo_quick" if args.quick else "output/demo"))
     settings = DemoSettings(out_dir=out, seeds=tuple(args.seeds), students=tuple(args.students),
                             ablation=args.ablation,
+                            ablation_seeds=tuple(args.ablation_seeds) if args.ablation_seeds else None,
                             parallel=args.parallel, **quick)
     report = run_demo(settings)
     print(f"[demo] report: {report}")

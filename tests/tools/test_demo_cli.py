@@ -13,6 +13,8 @@ from _helpers import REPO
         (["--parallel", "0"], "--parallel must be at least 1"),
         (["--student-iters", "-3"], "--student-iters must be a positive number"),
         (["--students", "yolo"], "unknown students ['yolo']; choose among"),
+        (["--ablation-seeds", "0"], "--ablation-seeds needs --ablation"),
+        (["--seeds", "0", "1", "--ablation", "--ablation-seeds", "2"], "--ablation-seeds [2] not among --seeds [0, 1]"),
     ],
 )
 def test_bad_options(args, message, tmp_path):

@@ -36,14 +36,14 @@ def test_read_run_errors_name_the_problem(tmp_path):
 
 def test_aggregate_and_table_show_mean_std_and_difference(tmp_path):
     runs = {
-        "baseline": [metrics.read_run(_write_metrics(tmp_path / f"b{i}", ap)) for i, ap in enumerate((20, 22))],
-        "dicod": [metrics.read_run(_write_metrics(tmp_path / f"d{i}", ap)) for i, ap in enumerate((25, 27))],
+        "baseline": {i: metrics.read_run(_write_metrics(tmp_path / f"b{i}", ap)) for i, ap in enumerate((20, 22))},
+        "dicod": {i: metrics.read_run(_write_metrics(tmp_path / f"d{i}", ap)) for i, ap in enumerate((25, 27))},
     }
     agg = metrics.aggregate(runs)
     assert agg["dicod"]["bbox"]["AP"] == (pytest.approx(26.0), pytest.approx(2 ** 0.5))
     table = report.ap_table(agg, ["baseline", "dicod"], {"dicod": "full DICOD"})
     row = next(line for line in table.splitlines() if line.startswith("| full DICOD"))
-    assert "26.0 ± 1.4 (+5.0)" in row
+    assert "| full DICOD | 0, 1 | 26.0 ± 1.4 (+5.0) |" in row
     assert "21.0 ± 1.4 |" in table  # the baseline has no difference column
     iou = report.iou_table(agg, ["baseline", "dicod"], {})
     assert iou.splitlines()[0].count("AP@") == 10
@@ -122,3 +122,33 @@ def test_same_recipe_needs_result_and_matching_digest(tmp_path):
     (tmp_path / "demo_recipe.sha256").write_text(digest)
     assert pipeline._same_recipe(tmp_path, digest, "model_final.pth")
     assert not pipeline._same_recipe(tmp_path, pipeline._recipe_hash("other"), "model_final.pth")
+
+
+def test_a_variant_on_fewer_seeds_is_compared_with_the_baseline_of_the_same_seeds(tmp_path):
+    runs = {
+        "baseline": {i: metrics.read_run(_write_metrics(tmp_path / f"b{i}", ap)) for i, ap in enumerate((20, 22, 30))},
+        "kd_cls": {1: metrics.read_run(_write_metrics(tmp_path / "k1", 23))},
+        "dicod": {i: metrics.read_run(_write_metrics(tmp_path / f"d{i}", ap)) for i, ap in enumerate((25, 27, 29))},
+    }
+    agg = metrics.aggregate(runs)
+    assert agg["kd_cls"]["seeds"] == [1] and agg["kd_cls"]["baseline_bbox"]["AP"][0] == pytest.approx(22.0)
+    assert "baseline_bbox" not in agg["dicod"]  # same seeds as the baseline: its mean is the reference
+    table = report.ap_table(agg, ["baseline", "kd_cls", "dicod"], {"kd_cls": "+KD_cls", "dicod": "full DICOD"})
+    rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[2:]}
+    assert "| +KD_cls | 1 | 23.0 (+1.0) |" in rows["+KD_cls"]  # against seed 1's 22, not the mean 24
+    assert "| full DICOD | 0, 1, 2 | 27.0 ± 2.0 (+3.0) |" in rows["full DICOD"]
+
+
+def test_ablation_seeds_restrict_the_single_term_students_only(tmp_path):
+    s = pipeline.DemoSettings(out_dir=tmp_path, preset="quick", seeds=(0, 1, 2), students=("ssd",),
+                              ablation=True, ablation_seeds=(0,))
+    runs = s.runs()
+    assert {(v, seed) for _, v, seed in runs if v in pipeline.SINGLE_TERM} == {("kd_cls", 0), ("loc_kd_loc", 0)}
+    for variant in ("baseline", "control", "dicod"):
+        assert sorted(seed for _, v, seed in runs if v == variant) == [0, 1, 2]
+    every = pipeline.DemoSettings(out_dir=tmp_path, preset="quick", seeds=(0, 1), ablation=True).runs()
+    assert len(every) == 2 * len(pipeline.VARIANTS)
+    with pytest.raises(ConfigError, match=r"--ablation-seeds \[3\] not among --seeds \[0, 1\]"):
+        pipeline.DemoSettings(out_dir=tmp_path, preset="quick", seeds=(0, 1), ablation=True, ablation_seeds=(1, 3))
+    with pytest.raises(ConfigError, match="--ablation-seeds needs --ablation"):
+        pipeline.DemoSettings(out_dir=tmp_path, preset="quick", ablation_seeds=(0,))

@@ -42,14 +42,24 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def aggregate(runs: dict[str, list[dict]]) -> dict[str, dict]:
-    """Per variant, mean and std over its seeds of every COCO number and of s/iter."""
+def aggregate(runs: dict[str, dict[int, dict]], baseline: str = "baseline") -> dict[str, dict]:
+    """Per variant, mean and std over its seeds of every COCO number and of s/iter.
+
+    ``runs``: variant -> seed -> :func:`read_run` result. A variant trained on fewer seeds than the
+    baseline (the single-term students of ``--ablation-seeds``) also gets ``baseline_bbox``: the
+    baseline's mean over the same seeds, so its difference pairs runs of the same seed."""
     out = {}
-    for variant, items in runs.items():
+    for variant, by_seed in runs.items():
+        items = list(by_seed.values())
         keys = sorted(set.intersection(*(set(r["bbox"]) for r in items)))
         out[variant] = {
-            "seeds": len(items),
+            "seeds": sorted(by_seed),
             "bbox": {k: mean_std([r["bbox"][k] for r in items]) for k in keys},
             "s_per_iter": mean_std([r["s_per_iter"] for r in items]),
         }
+    base = runs.get(baseline, {})
+    for variant, by_seed in runs.items():
+        if variant != baseline and base and set(by_seed) < set(base):
+            paired = {seed: base[seed] for seed in by_seed}
+            out[variant]["baseline_bbox"] = aggregate({baseline: paired})[baseline]["bbox"]
     return out

@@ -24,8 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 STUDENTS = ("faster_rcnn", "retinanet", "ssd")
 #: the demo's variants, in report order, with their label: the paper's (``dicod_d2.modeling.variants``)
 #: and the label-smoothing control of the ablation
+#: the single-term students of the ablation (``ablation_seeds`` may train them on fewer seeds)
+SINGLE_TERM = ("kd_cls", "loc_kd_loc")
 VARIANTS = {
-    **{v: PAPER_VARIANTS[v].label for v in ("baseline", "kd_cls", "loc_kd_loc")},
+    **{v: PAPER_VARIANTS[v].label for v in ("baseline", *SINGLE_TERM)},
     "control": "control (label smoothing, no teacher)",
     "dicod": PAPER_VARIANTS["dicod"].label,
 }
@@ -53,6 +55,9 @@ class DemoSettings:
     seeds: tuple[int, ...] = (0,)
     students: tuple[str, ...] = ("faster_rcnn",)
     ablation: bool = False  # also the +KD_cls, +loc+KD_loc and control students
+    #: seeds of the single-term students (+KD_cls, +loc+KD_loc); None: every seed. The control,
+    #: the baseline and full DICOD always run on every seed (the target compares them).
+    ablation_seeds: tuple[int, ...] | None = None
     student_iters: int | None = None  # None: the configs' own schedule
     teacher_iters: int | None = None
     parallel: int = 2  # students trained side by side
@@ -61,10 +66,23 @@ class DemoSettings:
         unknown = [st for st in self.students if st not in STUDENTS]
         if unknown or not self.students:
             raise ConfigError(f"unknown students {unknown or '(none)'}; choose among {list(STUDENTS)}.")
+        if self.ablation_seeds is not None:
+            if not self.ablation:
+                raise ConfigError("--ablation-seeds needs --ablation (it picks the seeds of its single-term students).")
+            outside = sorted(set(self.ablation_seeds) - set(self.seeds))
+            if outside or not self.ablation_seeds:
+                raise ConfigError(f"--ablation-seeds {outside or '(none)'} not among --seeds {list(self.seeds)}; "
+                                  "give a subset of the seeds.")
 
     @property
     def variants(self) -> list[str]:
         return list(VARIANTS) if self.ablation else ["baseline", "dicod"]
+
+    def runs(self) -> list[tuple[str, str, int]]:
+        """Every ``(student, variant, seed)`` the demo trains, seed by seed."""
+        return [(student, variant, seed) for seed in self.seeds for student in self.students
+                for variant in self.variants
+                if variant not in SINGLE_TERM or self.ablation_seeds is None or seed in self.ablation_seeds]
 
     @property
     def recipes(self) -> list[str]:
@@ -173,7 +191,7 @@ def student_digest(config: str, overrides: list[str], teacher_sha: str) -> str:
     return _recipe_hash(_file_text(config), overrides, teacher_sha if uses_teacher else "")
 
 
-Runs = dict[str, dict[str, list[Path]]]  # student -> variant -> one folder per seed
+Runs = dict[str, dict[str, dict[int, Path]]]  # student -> variant -> seed -> run folder
 
 
 def train_students(s: DemoSettings, teachers: dict[str, Path]) -> Runs:
@@ -184,22 +202,20 @@ def train_students(s: DemoSettings, teachers: dict[str, Path]) -> Runs:
     """
     jobs, runs = [], {}
     shas = {r: hashlib.sha256(t.read_bytes()).hexdigest() for r, t in teachers.items()}
-    for seed in s.seeds:
-        for student in s.students:
-            recipe = STUDENT_TEACHER[student]
-            for variant in s.variants:
-                config = student_config(student, variant)
-                folder = student_dir(s, student, variant, seed)
-                overrides = student_overrides(s, student, variant, seed, teachers[recipe])
-                digest = student_digest(config, overrides, shas[recipe])
-                argv = python_tool("lazyconfig_train_net.py", "--config-file", config, *overrides)
-                jobs.append(Job(
-                    f"{student} {variant} (seed {seed})", argv, folder,
-                    s.student_iters or _config_max_iter(config),
-                    done=lambda f=folder, d=digest: _same_recipe(f, d, "model_final.pth"),
-                    on_success=lambda f=folder, d=digest: atomic_write_text(f / "demo_recipe.sha256", d),
-                ))
-                runs.setdefault(student, {}).setdefault(variant, []).append(folder)
+    for student, variant, seed in s.runs():
+        recipe = STUDENT_TEACHER[student]
+        config = student_config(student, variant)
+        folder = student_dir(s, student, variant, seed)
+        overrides = student_overrides(s, student, variant, seed, teachers[recipe])
+        digest = student_digest(config, overrides, shas[recipe])
+        argv = python_tool("lazyconfig_train_net.py", "--config-file", config, *overrides)
+        jobs.append(Job(
+            f"{student} {variant} (seed {seed})", argv, folder,
+            s.student_iters or _config_max_iter(config),
+            done=lambda f=folder, d=digest: _same_recipe(f, d, "model_final.pth"),
+            on_success=lambda f=folder, d=digest: atomic_write_text(f / "demo_recipe.sha256", d),
+        ))
+        runs.setdefault(student, {}).setdefault(variant, {})[seed] = folder
     run_jobs(jobs, parallel=s.parallel, stage="students")
     return runs
 
@@ -237,9 +253,9 @@ def evaluate(s: DemoSettings, runs: Runs) -> dict[str, dict[str, dict]]:
     evaluation) and the report split (evaluated here), mean ± std over seeds."""
     out = {}
     for student, variants in runs.items():
-        val = {v: [read_run(f) for f in fs] for v, fs in variants.items()}
-        test = {v: [{**r, "bbox": evaluate_split(s, student, v, f, REPORT_SPLIT)}
-                    for r, f in zip(val[v], fs, strict=True)] for v, fs in variants.items()}
+        val = {v: {seed: read_run(f) for seed, f in fs.items()} for v, fs in variants.items()}
+        test = {v: {seed: {**val[v][seed], "bbox": evaluate_split(s, student, v, f, REPORT_SPLIT)}
+                    for seed, f in fs.items()} for v, fs in variants.items()}
         out[student] = {CHOICE_SPLIT: aggregate(val), REPORT_SPLIT: aggregate(test)}
     return out
 
@@ -259,9 +275,8 @@ def tide(s: DemoSettings, runs: Runs) -> dict:
     from dicod_d2.evaluation.tide_analysis import analyze
 
     gt_json = MetadataCatalog.get(f"{s.dataset_prefix}_{REPORT_SPLIT}").json_file
-    dets = {f"{student}/{run_name(v, seed)}": folder / REPORT_SPLIT / "coco_instances_results.json"
-            for student, variants in runs.items() for v, fs in variants.items()
-            for seed, folder in zip(s.seeds, fs, strict=True)}
+    dets = {f"{student}/{folder.name}": folder / REPORT_SPLIT / "coco_instances_results.json"
+            for student, variants in runs.items() for fs in variants.values() for folder in fs.values()}
     return analyze(gt_json, dets, s.out_dir / "tide", save_pdf=False)
 
 
@@ -274,7 +289,7 @@ def examples(s: DemoSettings, runs: Runs) -> list[Path]:
     student = s.students[0]
     students = {}
     for variant in ("baseline", "dicod"):
-        folder = runs[student][variant][0]
+        folder = runs[student][variant][s.seeds[0]]
         students[VARIANTS[variant]] = load_student(
             REPO / student_config(student, variant), folder / "model_final.pth",
             overrides=dataset_overrides(s, REPORT_SPLIT))
@@ -291,7 +306,7 @@ def deployable(s: DemoSettings, runs: Runs) -> str:
     from dicod_d2.export.deployable import deployable_line, deployable_student
 
     student = s.students[0]
-    folder = runs[student]["dicod"][0]
+    folder = runs[student]["dicod"][s.seeds[0]]
     result = deployable_student(
         str(REPO / student_config(student, "dicod")), str(folder / "model_final.pth"),
         f"{s.dataset_prefix}_{REPORT_SPLIT}", s.out_dir / "deploy", threads=(1,), latency_images=20,
@@ -358,7 +373,9 @@ def run_demo(s: DemoSettings) -> Path:
         settings=[f"FashionDet preset '{s.preset}': trained on {s.dataset_prefix}_train; settings chosen "
                   f"on {s.dataset_prefix}_{CHOICE_SPLIT}; **numbers reported on {s.dataset_prefix}_{REPORT_SPLIT}**, "
                   "a split that played no part in any choice",
-                  f"seeds {', '.join(map(str, s.seeds))}; students trained {s.parallel} at a time",
+                  f"seeds {', '.join(map(str, s.seeds))}"
+                  + (f" (single-term students: {', '.join(map(str, s.ablation_seeds))})" if s.ablation_seeds else "")
+                  + f"; students trained {s.parallel} at a time",
                   "student configs: " + ", ".join(student_config(st, v) for st in s.students for v in s.variants),
                   "teacher configs: " + ", ".join(TEACHER_CONFIGS[r] for r in s.recipes)],
         teachers=teacher_info, agg=agg, order=s.variants, labels=VARIANTS,

@@ -19,22 +19,26 @@ def _cell(mean: float, std: float, base: float | None, seeds: int) -> str:
 def results_table(agg: Mapping[str, dict], order: Sequence[str], keys: Sequence[str],
                   labels: Mapping[str, str], baseline: str = "baseline",
                   with_time: bool = False) -> str:
-    """Markdown table: one row per variant, ``mean ± std (difference to the baseline's mean)``."""
-    head = ["run", *keys] + (["s/iter"] if with_time else [])
+    """Markdown table: one row per variant, its seeds, then ``mean ± std (difference to the baseline's
+    mean over the same seeds)`` per key."""
+    head = ["run", "seeds", *keys] + (["s/iter"] if with_time else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     base = agg.get(baseline)
     for name in order:
         if name not in agg:
             continue
         a = agg[name]
+        # the difference pairs the same seeds: the baseline over this variant's seeds when it has fewer
+        ref_bbox = None if name == baseline or base is None else a.get("baseline_bbox", base["bbox"])
         cells = []
         for k in keys:
             mean, std = a["bbox"].get(k, (float("nan"), 0.0))
-            ref = None if name == baseline or base is None else base["bbox"].get(k, (None,))[0]
-            cells.append(_cell(mean, std, ref, a["seeds"]))
+            ref = None if ref_bbox is None else ref_bbox.get(k, (None,))[0]
+            cells.append(_cell(mean, std, ref, len(a["seeds"])))
         if with_time:
             cells.append(f"{a['s_per_iter'][0]:.2f}")
-        lines.append(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
+        seeds = ", ".join(map(str, a["seeds"]))
+        lines.append(f"| {labels.get(name, name)} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -106,7 +110,7 @@ def write_report(path: str | Path, *, title: str, settings: Sequence[str], teach
     for student, by_split in agg.items():
         parts += [
             f"## {student}: COCO detection AP ({report_split} split)", "",
-            "Mean over seeds ± sample standard deviation, (difference to the baseline's mean); "
+            "Mean over seeds ± sample standard deviation, (difference to the baseline's mean over the same seeds); "
             "s/iter is the median seconds per training iteration.", "",
             ap_table(by_split[report_split], order, labels), "",
             f"### {student}: the same runs on the {choice_split} split (where settings are chosen)", "",
