@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="foreground IoU thresholds of the curves (default 0.50 0.55 ... 0.95)",
     )
     parser.add_argument("--no-pdf", action="store_true", help="write the figure as PNG only")
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="keep each run's analysis beside its results json (<stem>.tide.json) and reuse it "
+        "while the ground truth, results and thresholds are unchanged",
+    )
     return parser
 
 
@@ -62,6 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
             args.out,
             thresholds=args.thresholds,
             save_pdf=not args.no_pdf,
+            cache=args.cache,
         )
     except USER_ERRORS as e:
         parser.error(str(e))

@@ -30,6 +30,7 @@ line per run; ``tide_summary.csv`` (one row per run and fg threshold); ``tide_su
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -319,12 +320,43 @@ def plot_error_curves(summary: dict, path: str | os.PathLike, fmt: str = "png") 
         fig.savefig(tmp, format=fmt, dpi=120)
 
 
+def cache_path(results_json: str | os.PathLike) -> Path:
+    """Where ``analyze(..., cache=True)`` keeps one run's analysis: ``<results stem>.tide.json``
+    beside the results json."""
+    results_json = Path(results_json)
+    return results_json.with_name(results_json.stem + ".tide.json")
+
+
+def _cache_key(gt_json: str | os.PathLike, results_json: str | os.PathLike, thresholds: Sequence[float]) -> str:
+    """SHA-256 of everything a run's analysis depends on: both files' bytes, the thresholds, tidecv."""
+    digest = hashlib.sha256()
+    for path in (gt_json, results_json):
+        digest.update(Path(path).read_bytes())
+    digest.update(json.dumps([tidecv.__version__, BG_THRESHOLD, MAIN_FG_THRESHOLD, list(thresholds)]).encode())
+    return digest.hexdigest()
+
+
+def _analyze_cached(gt: Data, dets: Data, gt_json, results_json, thresholds: Sequence[float]) -> dict:
+    """:func:`analyze_run`, reused from :func:`cache_path` when its key matches, else stored there."""
+    path, key = cache_path(results_json), _cache_key(gt_json, results_json, thresholds)
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        stored = {}
+    if isinstance(stored, dict) and stored.get("key") == key:
+        return stored["analysis"]
+    analysis = analyze_run(gt, dets, thresholds)
+    atomic_write_text(path, json.dumps({"key": key, "analysis": analysis}) + "\n")
+    return analysis
+
+
 def analyze(
     gt_json: str | os.PathLike,
     dets: Mapping[str, str | os.PathLike],
     out_dir: str | os.PathLike,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     save_pdf: bool = True,
+    cache: bool = False,
 ) -> dict:
     """TIDE analysis of every run in ``dets`` (``{name: results json}``) against ``gt_json``.
 
@@ -332,7 +364,9 @@ def analyze(
     returns the summary (the json's content): ``runs[name]`` holds ``AP50``, ``main_errors``
     (dAP per type at fg 0.5, bg 0.1), ``main_error_counts`` and ``curves`` (``fg_threshold``,
     ``AP``, ``dAP[type]``, ``counts[type]``, one value per threshold); ``files`` the output paths.
-    All input files are checked before any output is written.
+    All input files are checked before any output is written. With ``cache``, each run's analysis
+    (the slow part: TIDE at every threshold) is kept at :func:`cache_path` of its results json and
+    reused while the ground truth, the results and the thresholds are byte for byte the same.
     """
     if not dets:
         raise TideInputError("no detections given: pass at least one {name: results json}.")
@@ -352,7 +386,9 @@ def analyze(
         "bg_iou_threshold": BG_THRESHOLD,
         "error_types": ERROR_NAMES,
         "runs": {
-            name: {"detections": str(dets[name]), **analyze_run(gt, data, thresholds)}
+            name: {"detections": str(dets[name]),
+                   **(_analyze_cached(gt, data, gt_json, dets[name], thresholds) if cache
+                      else analyze_run(gt, data, thresholds))}
             for name, data in loaded.items()
         },
         "files": {k: str(v) for k, v in files.items()},

@@ -20,6 +20,7 @@ from dicod_d2.evaluation.tide_analysis import (
     ERROR_TYPES,
     TideInputError,
     analyze,
+    cache_path,
     load_detections,
     load_ground_truth,
     parse_named_paths,
@@ -319,3 +320,26 @@ def test_unwritable_out_is_reported_before_the_analysis(case, tmp_path, capsys):
         _cli().main(["--gt", str(case["gt"]), "--dets", f"x={case['flawed']}", "--out", str(blocker / "out")])
     assert info.value.code == 2
     assert f"cannot create output folder '{blocker / 'out'}'" in capsys.readouterr().err
+
+
+def test_cache_reuses_a_run_only_while_its_inputs_are_unchanged(case, tmp_path, monkeypatch):
+    from dicod_d2.evaluation import tide_analysis
+
+    dets = {"flawed": case["flawed"], "shifted": case["shifted"]}
+    fresh = analyze(case["gt"], dets, tmp_path / "fresh", save_pdf=False)
+    first = analyze(case["gt"], dets, tmp_path / "a", save_pdf=False, cache=True)
+    assert cache_path(case["flawed"]) == tmp_path / "flawed.tide.json" and cache_path(case["flawed"]).is_file()
+    assert first["runs"] == fresh["runs"]
+
+    calls = []
+    real = tide_analysis.analyze_run
+    monkeypatch.setattr(tide_analysis, "analyze_run", lambda *a: calls.append(a[1].name) or real(*a))
+    again = analyze(case["gt"], dets, tmp_path / "b", save_pdf=False, cache=True)
+    assert calls == [] and again["runs"] == fresh["runs"]  # nothing recomputed, the same summary
+
+    _write(case["shifted"], _results(FLAWED))  # new detections under the same path
+    changed = analyze(case["gt"], dets, tmp_path / "c", save_pdf=False, cache=True)
+    assert calls == ["shifted"]
+    assert changed["runs"]["shifted"]["main_errors"] == fresh["runs"]["flawed"]["main_errors"]
+    analyze(case["gt"], dets, tmp_path / "d", thresholds=[0.5, 0.75], save_pdf=False, cache=True)
+    assert calls == ["shifted", "flawed", "shifted"]  # other thresholds: both recomputed

@@ -277,7 +277,7 @@ def tide(s: DemoSettings, runs: Runs) -> dict:
     gt_json = MetadataCatalog.get(f"{s.dataset_prefix}_{REPORT_SPLIT}").json_file
     dets = {f"{student}/{folder.name}": folder / REPORT_SPLIT / "coco_instances_results.json"
             for student, variants in runs.items() for fs in variants.values() for folder in fs.values()}
-    return analyze(gt_json, dets, s.out_dir / "tide", save_pdf=False)
+    return analyze(gt_json, dets, s.out_dir / "tide", save_pdf=False, cache=True)  # reruns reuse each run's
 
 
 def examples(s: DemoSettings, runs: Runs) -> list[Path]:
