@@ -16,7 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from dicod_d2.config.lazy import load_config
 from dicod_d2.data.datasets import thing_classes
 from dicod_d2.modeling.distiller import DICODDistiller
-from dicod_d2.modeling.variants import VARIANTS
+from dicod_d2.modeling.variants import CONTROLS, VARIANTS
 from dicod_d2.teacher import TeacherMeta, build_classifier, save_teacher_file
 from dicod_d2.teacher.classifiers import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
 
@@ -188,8 +188,8 @@ def test_coco_schedule_is_the_papers(student):
 
 def test_detector_configs_follow_one_layout():
     """Both datasets: configs/<dataset>/<student>/<variant>.py, the variants of the shared table
-    (plus FashionDet's label-smoothing control)."""
+    (plus FashionDet's controls)."""
     for rel in ALL:
         parts = Path(rel).parts
         if parts[0] in DETECTORS:
-            assert len(parts) == 3 and Path(rel).stem in (*VARIANTS, "control"), rel
+            assert len(parts) == 3 and Path(rel).stem in (*VARIANTS, *CONTROLS), rel

@@ -31,18 +31,28 @@ def distiller(teacher_path: str, variant: str = "dicod"):
     )
 
 
-def control_distiller(label_smoothing: float = 0.1):
-    """The control of the demo's ablation: the KD_cls term toward the label-smoothed ground truth
-    ``(1-ε)·onehot + ε/C`` instead of the teacher (same T and λ_cls; no teacher, no KD_loc)."""
+def control_distiller(label_smoothing: float = 0.1, teacher_path: str | None = None):
+    """A no-teacher control: the KD_cls term toward the label-smoothed ground truth
+    ``(1-ε)·onehot + ε/C`` instead of the teacher (same T, λ_cls and normaliser as DICOD).
+
+    With ``teacher_path`` it also adds L_loc_pix (same λ_loc and crops as DICOD), the part of
+    DICOD that needs no teacher knowledge: the teacher file then only gives the crops' input
+    normalisation, so that the term is on DICOD's scale (no teacher output is computed).
+    Without it: KD_cls only (the control of the first ablation).
+    """
+    with_loc_pix = teacher_path is not None
     return L(DICODDistiller)(
-        teacher=None,
+        teacher=L(build_frozen_teacher)(path=teacher_path) if with_loc_pix else None,
         temperature=2.0,
         kd_cls_weight=0.4,
+        loc_weight=0.15,
+        loc_layers=["pixels"],
         normalizer="detector",
+        loc_pix_space="teacher",  # SSD students: "image" (dicod_variant sets it)
         input_format="${..input_format}",
         kd_cls_target="label_smoothing",
         label_smoothing=label_smoothing,
         kd_cls=True,
-        loc_pix=False,
+        loc_pix=with_loc_pix,
         kd_loc=False,
     )

@@ -11,7 +11,7 @@ from dicod_d2.modeling.meta_arch.rcnn import DICODGeneralizedRCNN
 from dicod_d2.modeling.meta_arch.retinanet import DICODRetinaNet
 from dicod_d2.modeling.meta_arch.ssd import SSD
 from dicod_d2.modeling.roi_heads import DICODROIHeads
-from dicod_d2.modeling.variants import BASELINE, VARIANTS
+from dicod_d2.modeling.variants import BASELINE, CONTROLS, VARIANTS
 
 from .dicod import control_distiller, distiller
 from .schedule import coco_schedule
@@ -74,10 +74,10 @@ def dicod_variant(model, train, variant, teacher_path=None):
         train: the baseline's ``train``; its ``output_dir`` must end with "baseline", which is
             replaced by ``variant``.
         variant: a distillation variant of :data:`dicod_d2.modeling.variants.VARIANTS` ("kd_cls",
-            "loc", "loc_kd_loc", "dicod"), or "control": KD_cls toward the label-smoothed ground truth, no teacher.
+            "loc", "loc_kd_loc", "dicod"), or a control of :data:`CONTROLS`.
         teacher_path: the teacher file (``model.distiller.teacher.path``); unused by "control".
     """
-    distilled = [name for name in VARIANTS if name != BASELINE] + ["control"]
+    distilled = [name for name in VARIANTS if name != BASELINE] + list(CONTROLS)
     if variant not in distilled:
         raise ValueError(f"unknown DICOD variant {variant!r}; choose among {distilled}.")
     if not str(train.output_dir).endswith(BASELINE):
@@ -90,9 +90,13 @@ def dicod_variant(model, train, variant, teacher_path=None):
         model.roi_heads._target_ = _ROI_HEADS_CLASS.get(
             model.roi_heads._target_, model.roi_heads._target_
         )
-    model.distiller = (
-        control_distiller() if variant == "control" else distiller(teacher_path, variant)
-    )
+    if variant == "control":
+        model.distiller = control_distiller()
+    elif variant == "no_teacher":
+        model.distiller = control_distiller(teacher_path=teacher_path)
+    else:
+        model.distiller = distiller(teacher_path, "dicod" if variant == "wrong_teacher" else variant)
+        model.distiller.teacher.derange_classes = variant == "wrong_teacher"
     if model._target_ is SSD and variant != "control":
         # the authors' SSD crops its mean-subtracted, std-1 input: L_loc_pix on the 0-255 scale
         model.distiller.loc_pix_space = "image"

@@ -74,7 +74,10 @@ class DICODDistiller:
             the loss values, and the RNG stream, only when set).
         kd_cls_target: "teacher" (DICOD) or "label_smoothing": the control experiment, the same
             KD_cls term toward the label-smoothed ground truth ``(1-ε)·onehot + ε/C`` instead of
-            the teacher (needs ``gt_classes`` in :meth:`losses`; no teacher, no KD_loc).
+            the teacher (needs ``gt_classes`` in :meth:`losses`; no KD_loc). With ``loc_pix`` it
+            also computes L_loc_pix, which needs no teacher knowledge: the ``teacher`` then serves
+            only its input normalisation (mean, std), so that the term is on DICOD's scale; its
+            logits and features are never computed (``loc_layers`` must be only "pixels").
         label_smoothing: ε of the control target.
         normalizer: "detector" (default, the authors' balance): each term is its sum over the
             positives divided by the student's :class:`DetectorNormalizer` (KD_cls by ``cls``,
@@ -115,6 +118,11 @@ class DICODDistiller:
             raise ConfigError(
                 "teacher=None only works for the label-smoothing control (kd_cls_target="
                 "'label_smoothing', loc_pix=False, kd_loc=False); give a teacher file otherwise."
+            )
+        if kd_cls_target == "label_smoothing" and (kd_loc or any(n != PIXELS for n in loc_layers if loc_pix)):
+            raise ConfigError(
+                "the label-smoothing control uses no teacher output: kd_loc must be False and "
+                f"loc_layers only '{PIXELS}' (got kd_loc={kd_loc}, loc_layers={list(loc_layers)})."
             )
         if normalizer not in NORMALIZERS:
             raise ConfigError(f"normalizer must be one of {NORMALIZERS}, got {normalizer!r}.")
@@ -253,17 +261,18 @@ class DICODDistiller:
         gt_image = torch.repeat_interleave(torch.arange(len(gt_boxes), device=num_gt.device), num_gt)
         used_gt, inverse = used_gt.to(images.device), inverse.to(images.device)
         losses: dict[str, Tensor] = {}
-        if self.kd_cls_target == "label_smoothing":
+        if self.kd_cls and self.kd_cls_target == "label_smoothing":
             target = self._smoothed_target_logits(gt_classes, flat_gt, student_logits, mode)
             kd = _KD_CLS[mode](student_logits, target, self.temperature)
             losses["loss_kd_cls"] = self.kd_cls_weight * cls_scale * kd
+        if not (self.loc_pix or self.kd_loc or (self.kd_cls and self.kd_cls_target == "teacher")):
             return losses
         gt_crops = crop_boxes_roi_align(
             images, all_gt[used_gt], gt_image.to(images.device)[used_gt], self.crop_size
         )
         gt_input = self.teacher.normalize(gt_crops, self.input_format)
 
-        if self.kd_cls:
+        if self.kd_cls and self.kd_cls_target == "teacher":
             teacher_logits = self.teacher.logits(gt_input, chunk_size=self.chunk_size)[inverse]
             kd = _KD_CLS[mode](student_logits, teacher_logits, self.temperature)
             losses["loss_kd_cls"] = self.kd_cls_weight * cls_scale * kd

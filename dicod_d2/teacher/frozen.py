@@ -40,6 +40,10 @@ class FrozenTeacher:
         amp_dtype: None (default: float32, the exact values) or "float16" / "bfloat16": run the
             teacher under ``torch.autocast`` with that dtype; outputs are cast back to the input's
             dtype. Changes the values by the autocast rounding; meant for GPUs.
+        derange_classes: the wrong-knowledge control: :meth:`logits` returns, as the score of
+            class i, the teacher's score of class (i - 1) mod C, a fixed derangement (no class keeps
+            its own score; the confidence profile of every crop is kept). Features are unchanged.
+            Off by default.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class FrozenTeacher:
         *,
         channels_last: bool = False,
         amp_dtype: str | None = None,
+        derange_classes: bool = False,
     ):
         if model.arch != meta.arch or model.num_classes != meta.num_classes:
             raise ValueError(
@@ -65,6 +70,9 @@ class FrozenTeacher:
         self.sha256 = sha256
         self.channels_last = bool(channels_last)
         self.amp_dtype = amp_dtype
+        if derange_classes and meta.num_classes < 2:
+            raise ConfigError("derange_classes needs a teacher with at least 2 classes.")
+        self.derange_classes = bool(derange_classes)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
@@ -72,7 +80,7 @@ class FrozenTeacher:
     def from_file(cls, path: str, **options) -> FrozenTeacher:
         """Load a teacher file (see ``teacher_file.py``) and log its path and SHA-256.
 
-        ``options``: ``channels_last`` / ``amp_dtype`` of the constructor."""
+        ``options``: ``channels_last`` / ``amp_dtype`` / ``derange_classes`` of the constructor."""
         model, meta, sha256 = read_teacher_file(path)
         top1 = meta.recipe.get("top1")
         logger.info(
@@ -156,7 +164,8 @@ class FrozenTeacher:
         with torch.no_grad():
             if x.shape[0] == 0:
                 return x.new_zeros((0, self.meta.num_classes))
-            return torch.cat([self._run(self.model, chunk) for chunk in x.split(chunk_size)])
+            out = torch.cat([self._run(self.model, chunk) for chunk in x.split(chunk_size)])
+            return out.roll(1, dims=1) if self.derange_classes else out
 
     def features(self, x: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
         """Named layer outputs ``{name: [N,C_l,h_l,w_l]}`` of normalised crops ``x`` ``[N,3,s,s]``
@@ -202,12 +211,18 @@ class FrozenTeacher:
     def __repr__(self) -> str:
         return (
             f"FrozenTeacher(arch={self.meta.arch}, classes={self.meta.num_classes}, "
-            f"input={self.meta.input_size}px {self.meta.channel_order}, path={self.path})"
+            f"input={self.meta.input_size}px {self.meta.channel_order}, path={self.path}"
+            + (", classes deranged)" if self.derange_classes else ")")
         )
 
 
 def build_frozen_teacher(
-    path: str, channels_last: bool = False, amp_dtype: str | None = None
+    path: str,
+    channels_last: bool = False,
+    amp_dtype: str | None = None,
+    derange_classes: bool = False,
 ) -> FrozenTeacher:
     """:meth:`FrozenTeacher.from_file` as a plain function (for LazyConfig)."""
-    return FrozenTeacher.from_file(path, channels_last=channels_last, amp_dtype=amp_dtype)
+    return FrozenTeacher.from_file(
+        path, channels_last=channels_last, amp_dtype=amp_dtype, derange_classes=derange_classes
+    )

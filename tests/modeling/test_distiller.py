@@ -274,3 +274,50 @@ def test_index_checks_only_with_debug_checks(teacher, batch):
         DICODDistiller(teacher, normalizer="positives").losses(
             images, gt_boxes, logits, pos_image, pos_gt, pred_boxes[:2], mode="softmax"
         )
+
+
+def test_no_teacher_control_adds_dicods_loc_pix_without_any_teacher_output(teacher, batch):
+    """The label-smoothing control with L_loc_pix: the same L_loc_pix as DICOD's (same crops, same
+    normalisation, same λ_loc), and the teacher network is never run."""
+    gt_classes = [torch.tensor([0, 2]), torch.tensor([1])]
+    dicod = DICODDistiller(teacher, normalizer="positives", kd_cls=False, kd_loc=False)
+    expected = dicod.losses(*batch, mode="softmax")["loss_loc_pix"]
+    control = DICODDistiller(
+        teacher, normalizer="positives", kd_cls_target="label_smoothing", label_smoothing=0.2,
+        kd_loc=False, loc_layers=["pixels"],
+    )
+    calls = []
+    handle = teacher.model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        got = control.losses(*batch, mode="softmax", gt_classes=gt_classes)
+    finally:
+        handle.remove()
+    assert calls == [] and set(got) == {"loss_kd_cls", "loss_loc_pix"}
+    torch.testing.assert_close(got["loss_loc_pix"], expected)
+    without_loc = DICODDistiller(
+        None, normalizer="positives", kd_cls_target="label_smoothing", label_smoothing=0.2,
+        loc_pix=False, kd_loc=False,
+    ).losses(*batch, mode="softmax", gt_classes=gt_classes)
+    torch.testing.assert_close(got["loss_kd_cls"], without_loc["loss_kd_cls"])
+    with pytest.raises(ConfigError, match="uses no teacher output"):
+        DICODDistiller(teacher, kd_cls_target="label_smoothing", loc_layers=["pixels", "stem"], kd_loc=False)
+    with pytest.raises(ConfigError, match="uses no teacher output"):
+        DICODDistiller(teacher, kd_cls_target="label_smoothing", kd_loc=True)
+
+
+def test_deranged_teacher_gives_each_class_another_class_score(teacher):
+    """The wrong-knowledge control: logit i is the teacher's logit of class i-1 (mod C), so no class
+    keeps its own score; the features are untouched."""
+    deranged = FrozenTeacher(teacher.model, teacher.meta, derange_classes=True)
+    x = torch.randn(4, 3, SIZE, SIZE)
+    right, wrong = teacher.logits(x), deranged.logits(x)
+    for i in range(len(CLASSES)):
+        torch.testing.assert_close(wrong[:, i], right[:, (i - 1) % len(CLASSES)])
+    assert not torch.equal(wrong.argmax(1), right.argmax(1))
+    torch.testing.assert_close(deranged.features(x, ["stem"])["stem"], teacher.features(x, ["stem"])["stem"])
+    one_class = TeacherMeta(
+        arch="resnet_tiny", num_classes=1, class_names=["a"], input_size=SIZE, channel_order="RGB",
+        pixel_mean=IMAGENET_PIXEL_MEAN, pixel_std=IMAGENET_PIXEL_STD,
+    )
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        FrozenTeacher(build_classifier("resnet_tiny", 1), one_class, derange_classes=True)

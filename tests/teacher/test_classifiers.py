@@ -24,16 +24,17 @@ EXPECTED = {
     "resnext101_32x8d": ((64, 256, 512, 1024, 2048), 4),
     "mobilenet_v2": ((16, 24, 32, 96, 320), 2),
     "efficientnet_lite0": ((16, 24, 40, 112, 320), 2),
+    "efficientnet_lite2": ((16, 24, 48, 120, 352), 2),
 }
 
 
 def _reference(arch, num_classes):
     """The original, unwrapped implementation of ``arch``."""
-    if arch == "efficientnet_lite0":
+    if arch.startswith("efficientnet_lite"):
         from efficientnet_lite_pytorch import EfficientNet
 
         return EfficientNet.from_name(
-            "efficientnet-lite0", num_classes=num_classes, image_size=None
+            arch.replace("_", "-"), num_classes=num_classes, image_size=None
         )
     return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
 
@@ -72,7 +73,9 @@ def test_features_shapes_and_forward(arch):
         assert logits.shape == (1, 5)
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2", "efficientnet_lite0"])
+@pytest.mark.parametrize(
+    "arch", ["resnet18", "mobilenet_v2", "efficientnet_lite0", "efficientnet_lite2"]
+)
 def test_forward_equals_original_implementation(arch):
     """Same keys as the original network, and the staged forward computes the same logits."""
     torch.manual_seed(0)
@@ -165,12 +168,13 @@ def test_init_weights_errors(tmp_path):
         build_classifier("resnet18", num_classes=3, init_weights="efficientnet_lite0_imagenet")
 
 
-def test_efficientnet_lite0_shipped_weights_classify_a_photo():
+@pytest.mark.parametrize("name", ["efficientnet_lite0_imagenet", "efficientnet_lite2_imagenet"])
+def test_efficientnet_lite_shipped_weights_classify_a_photo(name):
     """The shipped ImageNet weights load offline and, with (x-127)/128 RGB input, see a cat."""
     skimage_data = pytest.importorskip("skimage.data")
-    arch, path_fn, (order, mean, std) = SHIPPED_WEIGHTS["efficientnet_lite0_imagenet"]
+    arch, path_fn, (order, mean, std) = SHIPPED_WEIGHTS[name]
     file_state = torch.load(path_fn(), map_location="cpu", weights_only=True)
-    model = build_classifier(arch, num_classes=1000, init_weights="efficientnet_lite0_imagenet")
+    model = build_classifier(arch, num_classes=1000, init_weights=name)
     for key, value in model.state_dict().items():
         if key not in model.head_keys:
             assert torch.equal(value, file_state[key]), key
