@@ -198,7 +198,8 @@ class ObjectCropMapper:
         image_format: channel order the image is read in ("BGR", detectron2's default, or "RGB").
 
     ``__call__(record)`` returns ``{"file_name", "image_id", "crops": float32 [n, 3, s, s] on the
-    0..255 scale in ``image_format``, "labels": int64 [n], "unreadable": bool}``. Objects whose box
+    0..255 scale in ``image_format``, "labels": int64 [n], "areas": float32 [n] (the augmented boxes'
+    areas in pixels², for accuracy by object size), "unreadable": bool}``. Objects whose box
     an augmentation removed (SSD's crop, see ``ssd_augment.CenterCropTransform``) or left empty
     are dropped. The crops are ``crop_boxes_roi_align`` of the augmented boxes (clipped to the
     augmented image), exactly the crops the student takes for KD_cls.
@@ -221,6 +222,7 @@ class ObjectCropMapper:
             "image_id": record.get("image_id"),
             "crops": torch.zeros((0, 3, self.crop_size, self.crop_size)),
             "labels": torch.zeros((0,), dtype=torch.long),
+            "areas": torch.zeros((0,)),
             "unreadable": unreadable,
         }
 
@@ -254,6 +256,7 @@ class ObjectCropMapper:
         out = self._empty(record, unreadable=False)
         out["crops"] = crops
         out["labels"] = torch.from_numpy(record["labels"][keep])
+        out["areas"] = (boxes_t[:, 2] - boxes_t[:, 0]) * (boxes_t[:, 3] - boxes_t[:, 1])
         return out
 
 

@@ -26,6 +26,9 @@ __all__ = ["ClassificationEvaluator", "plot_confusion_matrix"]
 
 logger = logging.getLogger(__name__)
 
+#: object sizes by box area in pixels² (COCO's AP_S / AP_M / AP_L ranges)
+OBJECT_SIZES = {"small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, float("inf"))}
+
 
 class ClassificationEvaluator(DatasetEvaluator):
     """Accuracy (%) of the crops of one split.
@@ -36,8 +39,9 @@ class ClassificationEvaluator(DatasetEvaluator):
         output_dir: where ``confusion_matrix.png`` and ``per_class_accuracy.csv`` go (None: no file).
         topk: the k of the top-k accuracies reported.
 
-    ``evaluate()`` returns ``{"classification": {"top1", "top5", "top1-<class>" ...}}`` in percent
-    (``nan`` for a class with no crop), the format detectron2's ``EvalHook`` and
+    ``evaluate()`` returns ``{"classification": {"top1", "top5", "top1-<class>" ...,
+    "top1-small", "top1-medium", "top1-large"}}`` in percent (``nan`` for a class or size with no
+    crop; sizes by box area as COCO's AP_S/M/L: below 32², 32²–96², above 96² pixels²), the format detectron2's ``EvalHook`` and
     ``print_csv_format`` expect; it logs the per-class table and the number of unreadable images,
     and keeps the counts in ``confusion_matrix`` (int64 [C, C], rows: true class, columns: top-1).
     """
@@ -56,6 +60,7 @@ class ClassificationEvaluator(DatasetEvaluator):
     def reset(self) -> None:
         self._labels: list[Tensor] = []
         self._topk_pred: list[Tensor] = []
+        self._areas: list[Tensor] = []
         self._unreadable = 0
 
     def process(self, inputs: list[dict], outputs: list[dict]) -> None:
@@ -70,10 +75,12 @@ class ClassificationEvaluator(DatasetEvaluator):
                     "trained for"
                 )
             self._labels.append(item["labels"].cpu())
+            # items without "areas" (a mapper of another kind) count in no object size
+            self._areas.append(item.get("areas", torch.full((len(item["labels"]),), float("nan"))).cpu())
             self._topk_pred.append(logits.topk(kmax, dim=1).indices.cpu())
 
     def evaluate(self) -> OrderedDict:
-        gathered = comm.gather((self._labels, self._topk_pred, self._unreadable), dst=0)
+        gathered = comm.gather((self._labels, self._topk_pred, self._unreadable, self._areas), dst=0)
         if not comm.is_main_process():
             return OrderedDict()
         labels = torch.cat(list(itertools.chain(*(g[0] for g in gathered))) or [torch.zeros(0)]).long()
@@ -81,6 +88,7 @@ class ClassificationEvaluator(DatasetEvaluator):
         kmax = min(max(self.topk), len(self.class_names))
         preds = torch.cat(preds) if preds else torch.zeros((0, kmax), dtype=torch.long)
         unreadable = sum(g[2] for g in gathered)
+        areas = torch.cat(list(itertools.chain(*(g[3] for g in gathered))) or [torch.zeros(0)])
         if unreadable:
             logger.warning("%d unreadable images were skipped: their objects are not evaluated", unreadable)
         if len(labels) == 0:
@@ -99,6 +107,12 @@ class ClassificationEvaluator(DatasetEvaluator):
             per_class = 100.0 * np.diag(confusion) / support
         for name, acc in zip(self.class_names, per_class, strict=True):
             results[f"top1-{name}"] = float(acc)
+        top1_hit = preds[:, 0] == labels
+        for size, (lo, hi) in OBJECT_SIZES.items():
+            in_size = (areas >= lo) & (areas < hi)
+            results[f"top1-{size}"] = (
+                100.0 * float(top1_hit[in_size].double().mean()) if in_size.any() else float("nan")
+            )
         self._report(results, confusion, per_class, len(labels))
         return OrderedDict(classification=results)
 
@@ -109,6 +123,9 @@ class ClassificationEvaluator(DatasetEvaluator):
         ]
         table = tabulate(rows, headers=["class", "crops", "top-1 %"], tablefmt="pipe")
         overall = ", ".join(f"top-{k} {results[f'top{k}']:.2f}%" for k in self.topk)
+        overall += " (top-1 by object size: " + ", ".join(
+            f"{size} {results[f'top1-{size}']:.2f}%" for size in OBJECT_SIZES
+        ) + ")"
         logger.info("Classification of %d crops: %s. Per class:\n%s", n, overall, table)
         if not self.output_dir:
             return

@@ -139,6 +139,7 @@ def test_crops_equal_slice_and_resize(tmp_path):
     image = _read_bgr(tmp_path / "s" / "a.png")
     assert out["crops"].shape == (3, 3, 8, 8) and not out["unreadable"]
     assert out["labels"].tolist() == [0, 1, 2]
+    assert out["areas"].tolist() == [16 * 8, 8 * 8, 32 * 24]  # pixels², for accuracy by size
     for crop, (x, y, w, h) in zip(out["crops"], [a["bbox"] for a in anns], strict=True):
         piece = image[:, y : y + h, x : x + w][None]
         expected = F.interpolate(piece, size=(8, 8), mode="bilinear", align_corners=False)[0]

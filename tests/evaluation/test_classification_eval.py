@@ -79,3 +79,20 @@ def test_wrong_number_of_logits_is_a_clear_error():
 def test_nothing_to_evaluate_gives_no_result():
     ev = ClassificationEvaluator(_dataset())
     assert ev.evaluate() == {}
+
+
+def test_top1_by_object_size():
+    """COCO's size ranges on the crops' box areas: small < 32², medium < 96², large above; a size
+    with no crop (or items without areas) is nan."""
+    ev = ClassificationEvaluator(_dataset(), topk=(1,))
+    labels = torch.tensor([0, 1, 2, 3, 0])
+    preds = torch.tensor([0, 0, 2, 3, 1])  # right: items 0, 2, 3
+    areas = torch.tensor([10.0**2, 31.0**2, 50.0**2, 95.0**2, 200.0**2])
+    ev.process([{"labels": labels, "areas": areas}], [{"logits": torch.nn.functional.one_hot(preds, 7).float()}])
+    res = ev.evaluate()["classification"]
+    assert math.isclose(res["top1-small"], 50.0) and math.isclose(res["top1-medium"], 100.0)
+    assert res["top1-large"] == 0.0
+    ev.reset()
+    ev.process([{"labels": labels}], [{"logits": torch.nn.functional.one_hot(preds, 7).float()}])
+    res = ev.evaluate()["classification"]
+    assert math.isclose(res["top1"], 60.0) and all(math.isnan(res[f"top1-{s}"]) for s in ("small", "medium", "large"))
