@@ -33,7 +33,7 @@ VARIANTS = {
 }
 #: teacher recipes (paper §4.1: the teacher's augmentation and loss follow its student's)
 TEACHER_CONFIGS = {
-    "general": "configs/teacher/fashiondet/resnet_tiny_56_general_ce_fl.py",
+    "general": "configs/teacher/fashiondet/efficientnet_lite0_56_general_ce_fl.py",
     "ssd": "configs/teacher/fashiondet/resnet_tiny_56_ssd_ce.py",
 }
 STUDENT_TEACHER = {"faster_rcnn": "general", "retinanet": "general", "ssd": "ssd"}
