@@ -321,3 +321,30 @@ def test_deranged_teacher_gives_each_class_another_class_score(teacher):
     )
     with pytest.raises(ConfigError, match="at least 2 classes"):
         FrozenTeacher(build_classifier("resnet_tiny", 1), one_class, derange_classes=True)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2", "efficientnet_lite0", "efficientnet_lite2"])
+def test_kd_loc_stem_and_normalisation_of_every_teacher_family(arch, batch, tmp_path):
+    """A teacher trained from shipped ImageNet weights keeps their normalisation in its file; KD_loc
+    reads each family's stem (stride 4 for ResNets, 2 for MobileNetV2 / EfficientNet-Lite) and sends
+    a gradient back into the predicted boxes."""
+    from dicod_d2.modeling.classification import CropClassifier
+    from dicod_d2.teacher import SHIPPED_WEIGHTS, save_teacher_file
+
+    shipped = f"{arch}_imagenet" if arch.startswith("efficientnet") else None
+    model = CropClassifier(arch, CLASSES, input_size=32, init_weights=shipped)
+    path = tmp_path / "teacher.pth"
+    save_teacher_file(path, model.classifier, model.teacher_meta())
+    teacher = FrozenTeacher.from_file(str(path))
+    mean, std = (SHIPPED_WEIGHTS[shipped][2][1:] if shipped else (IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD))
+    assert (tuple(teacher.meta.pixel_mean), tuple(teacher.meta.pixel_std)) == (tuple(mean), tuple(std))
+    stem = teacher.features(torch.zeros(2, 3, 32, 32), ["stem"])["stem"]
+    stride = teacher.model.feature_strides["stem"]
+    assert stem.shape == (2, teacher.model.feature_channels["stem"], 32 // stride, 32 // stride)
+    distiller = DICODDistiller(teacher, normalizer="positives", kd_cls=False, class_names=CLASSES)
+    losses = distiller.losses(*batch, mode="softmax")
+    assert set(losses) == {"loss_loc_pix", "loss_kd_loc"} and losses["loss_kd_loc"].item() > 0
+    losses["loss_kd_loc"].backward()
+    pred_boxes = batch[5]
+    assert torch.isfinite(pred_boxes.grad).all() and pred_boxes.grad.abs().sum() > 0
+    _assert_teacher_untouched(teacher)
