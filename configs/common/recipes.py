@@ -21,7 +21,7 @@ from .schedule import coco_schedule
 #: on FashionDet); override with model.distiller.teacher.path=...
 COCO_TEACHER = "output/teacher/coco/resnet50_112_general_ce_fl/teacher.pth"
 COCO_SSD_TEACHER = "output/teacher/coco/resnet50_112_ssd_ce/teacher.pth"
-FASHIONDET_TEACHER = "output/teacher/fashiondet/efficientnet_lite0_112_general_ce_fl/teacher.pth"
+FASHIONDET_TEACHER = "output/teacher/fashiondet/efficientnet_lite0_56_general_ce_fl/teacher.pth"
 FASHIONDET_SSD_TEACHER = "output/teacher/fashiondet/resnet_tiny_56_ssd_ce/teacher.pth"
 
 #: baseline class -> DICOD student class (students whose class already takes a distiller map to themselves)
