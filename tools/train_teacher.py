@@ -28,7 +28,9 @@ def main(args):
         check_eval_only_checkpoint(cfg, "<teacher.pth or model_*.pth>")
     setup(cfg, args)
     if args.eval_only:
-        cfg.model.init_weights = None  # the checkpoint replaces them
+        # the checkpoint replaces the init weights; their normalisation (e.g. EfficientNet-Lite's
+        # (x - 127) / 128 in RGB) stays the model's
+        cfg.model.load_init_weights = False
         model = build_model(cfg)
         load_classifier_weights(model, cfg.train.init_checkpoint)
         return do_test(cfg, create_ddp_model(model))

@@ -49,6 +49,9 @@ class CropClassifier(nn.Module):
             (None: the init weights' own, ImageNet's for torchvision files and scratch).
         channel_order: the classifier's channel order ("RGB" for torchvision weights).
         input_format: channel order of the crops it receives (the mapper's ``image_format``).
+        load_init_weights: False builds the architecture without reading ``init_weights`` but
+            keeps the normalisation and channel order they imply (a checkpoint replaces the
+            weights, e.g. ``--eval-only``).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class CropClassifier(nn.Module):
         pixel_std: Sequence[float] | None = None,
         channel_order: str = "RGB",
         input_format: str = "BGR",
+        load_init_weights: bool = True,
     ):
         super().__init__()
         losses = tuple(losses)
@@ -77,7 +81,9 @@ class CropClassifier(nn.Module):
         else:
             default_mean, default_std = IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
         self.class_names = [str(n) for n in class_names]
-        self.classifier = build_classifier(arch, len(self.class_names), init_weights or None)
+        self.classifier = build_classifier(
+            arch, len(self.class_names), (init_weights or None) if load_init_weights else None
+        )
         self.input_size = int(input_size)
         self.losses = losses
         self.focal_alpha, self.focal_gamma = float(focal_alpha), float(focal_gamma)

@@ -102,6 +102,22 @@ def test_eval_only_from_teacher_file_and_from_checkpoint(ce_fl_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_eval_only_keeps_the_normalisation_of_shipped_init_weights(tiny_fashiondet, tmp_path):
+    """An EfficientNet-Lite teacher normalises with (x - 127) / 128; --eval-only of its checkpoint
+    must evaluate it that way too (it once fell back to ImageNet's mean/std: a lower top-1)."""
+    lite = ["model.arch=efficientnet_lite0", "model.init_weights=efficientnet_lite0_imagenet",
+            "model.input_size=32"]
+    out = tmp_path / "run"
+    assert _run(out, "train.max_iter=2", "train.eval_period=0", *lite) == 0
+    meta = load_teacher_file(out / "teacher.pth")[1]
+    assert (meta.pixel_mean, meta.pixel_std) == ((127.0,) * 3, (128.0,) * 3)
+    argv = ["--config-file", CONFIG, "--eval-only", *TINY_OVERRIDES, *lite,
+            f"train.output_dir={tmp_path / 'eval'}", f"train.init_checkpoint={out / 'teacher.pth'}"]
+    results = train_teacher.main(default_argument_parser().parse_args(argv))["classification"]
+    assert results["top1"] == pytest.approx(meta.recipe["top1"], abs=1e-3)
+
+
+@pytest.mark.slow
 def test_unreadable_images_are_skipped_counted_and_logged(ce_fl_run, tiny_fashiondet, tmp_path):
     """Two val images that cannot be read: evaluation goes on without them and logs the count."""
     coco = json.loads((tiny_fashiondet / "annotations/instances_val.json").read_text())
