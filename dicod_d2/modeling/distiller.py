@@ -1,9 +1,11 @@
 """DICOD distillation losses for any student (paper §3.1-§3.2, Eq. 1-4), and the student-side mixin.
 
-A student meta-architecture inherits :class:`DistillationStudent`, holds a :class:`DICODDistiller` in
-``self.distiller`` (outside the module tree: not in ``state_dict``, ``parameters()`` or DDP), builds the
-unnormalised batch with :func:`raw_images` and, in training, calls :meth:`DICODDistiller.losses` with its
-positives and its :class:`DetectorNormalizer`.
+A student meta-architecture inherits :class:`DistillationStudent` before its detectron2 parent and holds
+a :class:`DICODDistiller` in ``self.distiller`` (outside the module tree: not in ``state_dict``,
+``parameters()`` or DDP). Its one duty is to call :meth:`DistillationStudent.hand_positives` once per
+training forward, where its parent's loss code knows the positives, with a function that builds their
+:class:`DistillationPositives`; the mixin's ``forward`` runs the parent's forward unchanged, builds the
+unnormalised batch (:func:`raw_images`) and adds :meth:`DICODDistiller.losses` over those positives.
 
 Balance of the terms. The paper writes each term as a mean over the K positives (1/K). The authors'
 implementation instead divides the sum over the positives by the normaliser of the detector's own loss
@@ -14,7 +16,8 @@ L_kd_loc the box-regression loss's. ``normalizer="positives"`` gives the paper's
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,9 +30,17 @@ from ..losses.kd_cls import kd_cls_sigmoid, kd_cls_softmax
 from ..losses.kd_loc import default_loc_pools, loc_feature_loss, loc_pixel_loss
 
 if TYPE_CHECKING:
+    from detectron2.structures import Instances
+
     from ..teacher.frozen import FrozenTeacher
 
-__all__ = ["DICODDistiller", "DetectorNormalizer", "DistillationStudent", "raw_images"]
+__all__ = [
+    "DICODDistiller",
+    "DetectorNormalizer",
+    "DistillationPositives",
+    "DistillationStudent",
+    "raw_images",
+]
 
 PIXELS = "pixels"
 _KD_CLS = {"softmax": kd_cls_softmax, "sigmoid": kd_cls_sigmoid}
@@ -49,6 +60,29 @@ class DetectorNormalizer(NamedTuple):
 
     cls: float
     box: float
+
+
+@dataclass(frozen=True)
+class DistillationPositives:
+    """What every student hands to the distiller: its K positive samples of a training batch.
+
+    Attributes:
+        logits: [K, C+1] class logits, background last (``mode="softmax"``), or [K, C] per-class
+            logits (``mode="sigmoid"``).
+        image_index: [K] long, image of each positive in the batch.
+        gt_index: [K] long, index of its matched gt box in that image's ``gt_boxes``.
+        pred_boxes: [K, 4] XYXY absolute pixels of the padded batch, the predicted box of each
+            positive, differentiable w.r.t. the student's box-regression output.
+        mode: "softmax" or "sigmoid", the student's classification output.
+        normalizer: the divisors of the student's own losses in the head the positives come from.
+    """
+
+    logits: Tensor
+    image_index: Tensor
+    gt_index: Tensor
+    pred_boxes: Tensor
+    mode: str
+    normalizer: DetectorNormalizer
 
 
 class DICODDistiller:
@@ -397,13 +431,27 @@ class DICODDistiller:
         return k
 
 
+class _Handoff:
+    """The positives of one training forward, handed by the student's loss code to the mixin."""
+
+    def __init__(self, gt_instances: list[Instances]):
+        self.gt_instances = gt_instances
+        self.positives: DistillationPositives | None = None
+
+
 class DistillationStudent:
-    """Mixin for a student ``nn.Module``: ``class MyStudent(DistillationStudent, nn.Module)``.
+    """Mixin for a student ``nn.Module``: ``class MyStudent(DistillationStudent, Detector)``.
 
     ``self.distiller`` (a :class:`DICODDistiller` or None) lives in the instance ``__dict__``, not in
     the module tree: it is absent from ``state_dict()``, ``parameters()``, ``modules()`` and DDP,
     and ``model.train()`` never reaches the teacher. ``model.to(device)`` (any ``_apply``) also moves
     the teacher.
+
+    In training with a distiller, :meth:`forward` runs the parent's forward, which must call
+    :meth:`hand_positives` exactly once, and adds the distiller's losses over the positives handed
+    (after the parent's own losses). Without a distiller, and at inference, it is the parent's
+    forward. The student needs a ``backbone`` (its ``size_divisibility`` pads the raw batch as the
+    normalised one) and ``device``.
     """
 
     @property
@@ -421,6 +469,63 @@ class DistillationStudent:
         if self.distiller is not None and self.distiller.teacher is not None:
             self.distiller.teacher._apply(fn)
         return module
+
+    def forward(self, batched_inputs: list[dict]):
+        """The parent's forward; in training with a distiller, plus its losses.
+
+        Args:
+            batched_inputs: detectron2 inputs; each ``image`` is a [3, H, W] tensor, 0..255 in the
+                model's ``input_format``, and in training ``instances`` holds the gt (``gt_boxes``
+                XYXY pixels of that image, ``gt_classes``).
+        Returns:
+            training: ``{loss name: scalar}``, the parent's then the distiller's enabled terms
+            (``loss_kd_cls``, ``loss_loc_pix``, ``loss_kd_loc``); inference: the parent's output.
+        """
+        if not self.training or self.distiller is None:
+            return super().forward(batched_inputs)
+        if any("instances" not in x for x in batched_inputs):
+            raise ValueError(
+                f"{type(self).__name__} training needs the ground truth: every input must have 'instances' "
+                "(gt_boxes, gt_classes)."
+            )
+        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+        handoff = _Handoff(gt_instances)
+        self.__dict__["_dicod_handoff"] = handoff
+        try:
+            losses = super().forward(batched_inputs)
+        finally:
+            del self.__dict__["_dicod_handoff"]
+        pos = handoff.positives
+        if pos is None:
+            raise RuntimeError(f"{type(self).__name__}'s training forward did not call hand_positives().")
+        losses.update(
+            self.distiller.losses(
+                raw_images(batched_inputs, self.backbone.size_divisibility, self.device),
+                [g.gt_boxes.tensor for g in gt_instances],
+                pos.logits,
+                pos.image_index,
+                pos.gt_index,
+                pos.pred_boxes,
+                mode=pos.mode,
+                gt_classes=[g.gt_classes for g in gt_instances],
+                normalizer=pos.normalizer,
+            )
+        )
+        return losses
+
+    def hand_positives(self, build: Callable[[list[Instances]], DistillationPositives]) -> None:
+        """Called by the student's training code where its positives are known.
+
+        ``build(gt_instances)`` (the batch's gt on the model's device) returns the
+        :class:`DistillationPositives`; it runs only inside a distilling :meth:`forward`, so plain
+        training pays nothing.
+        """
+        handoff = self.__dict__.get("_dicod_handoff")
+        if handoff is None:
+            return
+        if handoff.positives is not None:
+            raise RuntimeError(f"{type(self).__name__} handed its positives twice in one forward.")
+        handoff.positives = build(handoff.gt_instances)
 
 
 def raw_images(

@@ -1,4 +1,5 @@
-"""ROI heads of the DICOD Faster R-CNN student (method.md §5).
+"""ROI heads of the DICOD Faster R-CNN student (Guo, Alvarez, Salzmann, "Distilling Image Classifiers
+in Object Detectors", NeurIPS 2021, Section 3).
 
 :class:`DICODROIHeads` is detectron2's ``StandardROIHeads`` that, in training, also returns what the
 distiller needs about each sampled proposal: its box-head outputs and the index of its matched
@@ -8,7 +9,7 @@ gathers the positives of a batch from them. Inference is exactly ``StandardROIHe
 """
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple
+from typing import Dict, List
 
 import torch
 from detectron2.modeling.roi_heads import StandardROIHeads
@@ -16,25 +17,9 @@ from detectron2.structures import Instances
 from torch import Tensor
 
 from ..errors import ConfigError
+from .distiller import DetectorNormalizer, DistillationPositives
 
-__all__ = ["DICODROIHeads", "ROIPositives"]
-
-
-class ROIPositives(NamedTuple):
-    """The K positive sampled proposals of a batch (gt class in [0, C)).
-
-    Attributes:
-        class_logits: [K, C+1] box-head class logits (background last).
-        image_index: [K] long, image of each positive in the batch.
-        gt_index: [K] long, index of its matched gt box in that image's ``gt_boxes``.
-        pred_boxes: [K, 4] XYXY absolute pixels, the box-head box of the gt class decoded from the
-            proposal; differentiable w.r.t. the box-regression output.
-    """
-
-    class_logits: Tensor
-    image_index: Tensor
-    gt_index: Tensor
-    pred_boxes: Tensor
+__all__ = ["DICODROIHeads"]
 
 
 class DICODROIHeads(StandardROIHeads):
@@ -95,16 +80,18 @@ class DICODROIHeads(StandardROIHeads):
             p.box_deltas = deltas
         return losses
 
-    def positives(self, proposals: List[Instances]) -> ROIPositives:
+    def positives(self, proposals: List[Instances]) -> DistillationPositives:
         """Gather the positives of the training output ``proposals`` of :meth:`forward`.
 
         Args:
             proposals: per image, the sampled proposals with ``gt_classes``, ``class_logits``,
                 ``box_deltas`` (and ``gt_index`` where the image has gt boxes).
         Returns:
-            :class:`ROIPositives` of the K proposals whose gt class is in [0, C). The predicted box
-            of a positive is the class-specific box of its gt class, decoded from its proposal with
-            the box predictor's ``box2box_transform`` (method.md §5).
+            the K proposals whose gt class is in [0, C): softmax logits [K, C+1], and as predicted
+            box the class-specific box of the gt class, decoded from the proposal with the box
+            predictor's ``box2box_transform`` (the paper, Section 3). detectron2's box head divides
+            ``loss_cls`` and ``loss_box_reg`` by the number of sampled RoIs of the batch: that is
+            the normaliser.
         """
         is_pos = [(p.gt_classes >= 0) & (p.gt_classes < self.num_classes) for p in proposals]
 
@@ -125,4 +112,8 @@ class DICODROIHeads(StandardROIHeads):
             per_class = deltas.view(len(deltas), deltas.shape[1] // 4, 4)
             deltas = per_class[torch.arange(len(deltas), device=deltas.device), classes]
         pred_boxes = self.box_predictor.box2box_transform.apply_deltas(deltas, boxes)
-        return ROIPositives(logits, image_index, gt_index, pred_boxes)
+        num_sampled = max(sum(len(p) for p in proposals), 1)
+        return DistillationPositives(
+            logits, image_index, gt_index, pred_boxes, mode="softmax",
+            normalizer=DetectorNormalizer(cls=num_sampled, box=num_sampled),
+        )

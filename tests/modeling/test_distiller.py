@@ -1,7 +1,7 @@
 """DICODDistiller, DistillationStudent and raw_images with a real (tiny, random) FrozenTeacher."""
 import pytest
 import torch
-from detectron2.structures import ImageList
+from detectron2.structures import Boxes, ImageList, Instances
 from torch import nn
 
 from dicod_d2.errors import ConfigError
@@ -10,6 +10,7 @@ from dicod_d2.losses import kd_cls_softmax
 from dicod_d2.modeling.distiller import (
     DetectorNormalizer,
     DICODDistiller,
+    DistillationPositives,
     DistillationStudent,
     raw_images,
 )
@@ -186,6 +187,76 @@ def test_student_mixin_keeps_teacher_outside_module_tree(teacher):
     student.distiller = None
     student.double()
     assert teacher.dtype == torch.float32
+
+
+class _Detector(nn.Module):
+    """A parent detector whose training forward hands ``hands`` times the positives of ``batch``."""
+
+    def __init__(self, batch, hands=1):
+        super().__init__()
+        self.backbone = nn.Module()
+        self.backbone.size_divisibility = 0
+        self.device = torch.device("cpu")
+        self.batch, self.hands, self.built = batch, hands, 0
+
+    def forward(self, batched_inputs):
+        _, _, logits, pos_image, pos_gt, pred_boxes = self.batch
+
+        def build(gt_instances):
+            assert [len(g) for g in gt_instances] == [len(x["instances"]) for x in batched_inputs]
+            self.built += 1
+            return DistillationPositives(logits, pos_image, pos_gt, pred_boxes, "softmax", DetectorNormalizer(7, 3))
+
+        for _ in range(self.hands):
+            self.hand_positives(build)
+        return {"loss_det": logits.sum()}
+
+
+class _HandingStudent(DistillationStudent, _Detector):
+    pass
+
+
+def _detectron2_inputs(batch):
+    images, gt_boxes = batch[0], batch[1]
+    inputs = []
+    for image, boxes in zip(images, gt_boxes, strict=True):
+        inst = Instances(tuple(image.shape[1:]))
+        inst.gt_boxes = Boxes(boxes)
+        inst.gt_classes = torch.zeros(len(boxes), dtype=torch.long)
+        inputs.append({"image": image, "instances": inst})
+    return inputs
+
+
+def test_student_contract_hands_positives_once_to_the_distiller(teacher, batch):
+    images, gt_boxes, logits, pos_image, pos_gt, pred_boxes = batch
+    distiller = DICODDistiller(teacher, input_format="BGR")
+    student = _HandingStudent(batch)
+    student.distiller = distiller
+    losses = student.train()(_detectron2_inputs(batch))
+    ref = distiller.losses(images, gt_boxes, logits, pos_image, pos_gt, pred_boxes, mode="softmax",
+                           normalizer=DetectorNormalizer(7, 3))
+    assert list(losses) == ["loss_det", *distiller.loss_names] and student.built == 1
+    for name in distiller.loss_names:
+        assert torch.equal(losses[name], ref[name]), name
+    student.eval()(_detectron2_inputs(batch))  # inference and plain training never build positives
+    student.distiller = None
+    student.train()(_detectron2_inputs(batch))
+    assert student.built == 1
+    for hands, message in ((0, "did not call hand_positives"), (2, "twice")):
+        student = _HandingStudent(batch, hands=hands)
+        student.distiller = distiller
+        with pytest.raises(RuntimeError, match=message):
+            student.train()(_detectron2_inputs(batch))
+
+
+def test_every_student_is_exported_and_distills_through_the_mixin():
+    from dicod_d2.modeling import meta_arch
+
+    assert sorted(meta_arch.__all__) == ["DICODGeneralizedRCNN", "DICODRetinaNet", "SSD"]
+    for name in meta_arch.__all__:
+        assert getattr(meta_arch, name).__mro__[1] is DistillationStudent, name
+    for cls in (meta_arch.DICODGeneralizedRCNN, meta_arch.DICODRetinaNet):  # detectron2's forward, unchanged
+        assert not {"forward", "forward_training"} & set(vars(cls)), f"{cls.__name__} re-implements its parent's forward"
 
 
 def test_raw_images_matches_imagelist_padding():

@@ -1,4 +1,5 @@
-"""RetinaNet student with DICOD distillation (method.md §5: sigmoid KD_cls + KD_loc on positive anchors).
+"""RetinaNet student with DICOD distillation: sigmoid KD_cls + KD_loc on the positive anchors (Guo,
+Alvarez, Salzmann, "Distilling Image Classifiers in Object Detectors", NeurIPS 2021, Section 3).
 
 :class:`DICODRetinaNet` is detectron2's :class:`~detectron2.modeling.meta_arch.RetinaNet` plus an
 optional :class:`~dicod_d2.modeling.distiller.DICODDistiller`. Without a distiller, and always at
@@ -17,11 +18,16 @@ from __future__ import annotations
 
 from detectron2.layers import cat
 from detectron2.modeling.meta_arch import RetinaNet
-from detectron2.structures import Boxes, ImageList, Instances
+from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
 from ...errors import ConfigError
-from ..distiller import DetectorNormalizer, DICODDistiller, DistillationStudent, raw_images
+from ..distiller import (
+    DetectorNormalizer,
+    DICODDistiller,
+    DistillationPositives,
+    DistillationStudent,
+)
 
 __all__ = ["DICODRetinaNet", "matched_gt_index"]
 
@@ -79,71 +85,33 @@ class DICODRetinaNet(DistillationStudent, RetinaNet):
             )
         self.distiller = distiller
 
-    def forward(self, batched_inputs: list[dict]):
-        """RetinaNet's forward; in training with a distiller the unnormalised batch goes along."""
-        if not self.training or self.distiller is None:
-            return super().forward(batched_inputs)
-        if any("instances" not in x for x in batched_inputs):
-            raise ValueError(
-                "RetinaNet training needs 'instances' (gt_boxes, gt_classes) in every input."
-            )
-        images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)
-        features = [features[f] for f in self.head_in_features]
-        predictions = self.head(features)
-        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
-        images_raw = raw_images(batched_inputs, self.backbone.size_divisibility, self.device)
-        return self.forward_training(images, features, predictions, gt_instances, images_raw)
-
-    def forward_training(
-        self,
-        images: ImageList,
-        features: list[Tensor],
-        predictions: list[list[Tensor]],
-        gt_instances: list[Instances],
-        images_raw: Tensor | None = None,
-    ) -> dict[str, Tensor]:
-        """RetinaNet's losses, plus the distiller's over the positive anchors when it is set.
-
-        ``images_raw``: [B, 3, H, W] unnormalised batch (see :func:`raw_images`), required with a
-        distiller.
-        """
-        pred_logits, pred_deltas = self._transpose_dense_predictions(
-            predictions, [self.num_classes, 4]
-        )
-        anchors = self.anchor_generator(features)
-        gt_labels, gt_boxes = self.label_anchors(anchors, gt_instances)
-        losses = self.losses(anchors, pred_logits, gt_labels, pred_deltas, gt_boxes)
-        if self.distiller is None:
-            return losses
-        if images_raw is None:
-            raise ValueError(
-                "DICODRetinaNet.forward_training needs images_raw (the unnormalised batch) with a distiller."
-            )
-        losses.update(
-            self.distillation_losses(
-                images_raw, anchors, pred_logits, pred_deltas, gt_labels, gt_boxes, gt_instances
-            )
+    def losses(self, anchors, pred_logits, gt_labels, pred_deltas, gt_boxes):
+        """RetinaNet's losses; hands the positive anchors to the distiller (see :meth:`positives`)."""
+        losses = super().losses(anchors, pred_logits, gt_labels, pred_deltas, gt_boxes)
+        self.hand_positives(
+            lambda gt_instances: self.positives(anchors, pred_logits, pred_deltas, gt_labels, gt_boxes, gt_instances)
         )
         return losses
 
-    def distillation_losses(
+    def positives(
         self,
-        images_raw: Tensor,
         anchors: list[Boxes],
         pred_logits: list[Tensor],
         pred_deltas: list[Tensor],
         gt_labels: list[Tensor],
         matched_gt_boxes: list[Tensor],
         gt_instances: list[Instances],
-    ) -> dict[str, Tensor]:
-        """The distiller's losses over the K positive anchors of the batch.
+    ) -> DistillationPositives:
+        """The K positive anchors of the batch (label neither background nor ignored).
 
         Args:
-            images_raw: [B, 3, H, W] unnormalised padded batch.
             anchors: per level Boxes [R_ℓ, 4]; pred_logits / pred_deltas: per level [B, R_ℓ, C] / [B, R_ℓ, 4].
             gt_labels, matched_gt_boxes: B tensors [R] / [R, 4] from ``label_anchors``.
             gt_instances: B Instances with ``gt_boxes``.
+        Returns:
+            sigmoid logits [K, C], predicted boxes decoded from the anchors; RetinaNet divides both
+            of its losses by ``loss_normalizer`` (a moving average of the positive anchors, updated
+            by :meth:`losses` before this is called): that is the normaliser.
         """
         labels = cat(gt_labels).view(len(gt_labels), -1)  # [B, R]
         pos_mask = (labels >= 0) & (labels != self.num_classes)
@@ -155,9 +123,7 @@ class DICODRetinaNet(DistillationStudent, RetinaNet):
         gt_boxes = [g.gt_boxes.tensor for g in gt_instances]
         matched = cat(matched_gt_boxes).view(len(gt_labels), -1, 4)[image_index, anchor_index]
         gt_index = matched_gt_index(matched, image_index, gt_boxes, check=self.distiller.debug_checks)
-        return self.distiller.losses(
-            images_raw, gt_boxes, logits, image_index, gt_index, pred_boxes, mode="sigmoid",
-            gt_classes=[g.gt_classes for g in gt_instances],
-            # RetinaNet divides both of its losses by this moving average of the positive anchors
+        return DistillationPositives(
+            logits, image_index, gt_index, pred_boxes, mode="sigmoid",
             normalizer=DetectorNormalizer(cls=self.loss_normalizer, box=self.loss_normalizer),
         )

@@ -31,7 +31,12 @@ from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
 from ...errors import ConfigError
-from ..distiller import DetectorNormalizer, DICODDistiller, DistillationStudent, raw_images
+from ..distiller import (
+    DetectorNormalizer,
+    DICODDistiller,
+    DistillationPositives,
+    DistillationStudent,
+)
 
 __all__ = ["SSD", "SSDHead", "SSDPositives"]
 
@@ -173,19 +178,9 @@ class SSD(DistillationStudent, DenseDetector):
 
     def forward(self, batched_inputs: list[dict]):
         """detectron2 ``batched_inputs`` → loss dict (training) or ``[{"instances": Instances}]``."""
-        if not self.training:
-            return super().forward(batched_inputs)
-        if any("instances" not in x for x in batched_inputs):
+        if self.training and any("instances" not in x for x in batched_inputs):
             raise ValueError("SSD training needs 'instances' (gt_boxes, gt_classes) in every input.")
-        images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)
-        features = [features[f] for f in self.head_in_features]
-        predictions = self.head(features)
-        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
-        images_raw = None
-        if self.distiller is not None:
-            images_raw = raw_images(batched_inputs, self.backbone.size_divisibility, self.device)
-        return self.forward_training(images, features, predictions, gt_instances, images_raw)
+        return super().forward(batched_inputs)
 
     def forward_training(
         self,
@@ -193,16 +188,13 @@ class SSD(DistillationStudent, DenseDetector):
         features: list[Tensor],
         predictions: tuple[list[Tensor], list[Tensor]],
         gt_instances: list[Instances],
-        images_raw: Tensor | None = None,
     ) -> dict[str, Tensor]:
         pred_logits, pred_deltas = self._transpose_dense_predictions(
             predictions, [self.num_classes + 1, 4]
         )
         anchors = self.anchor_generator(features)
         gt_labels, matched_idxs = self.label_anchors(anchors, gt_instances)
-        return self.losses(
-            anchors, pred_logits, pred_deltas, gt_labels, matched_idxs, gt_instances, images_raw
-        )
+        return self.losses(anchors, pred_logits, pred_deltas, gt_labels, matched_idxs, gt_instances)
 
     @torch.no_grad()
     def label_anchors(
@@ -281,16 +273,16 @@ class SSD(DistillationStudent, DenseDetector):
         gt_labels: Tensor,
         matched_idxs: Tensor,
         gt_instances: list[Instances],
-        images_raw: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """SSD losses (+ the distiller's when set).
+        """SSD losses; hands the positive anchors to the distiller.
 
         Args:
             anchors: per level Boxes [R_ℓ, 4]; pred_logits / pred_deltas: per level [B, R_ℓ, C+1] /
-                [B, R_ℓ, 4]; gt_labels, matched_idxs: [B, R] from :meth:`label_anchors`;
-            images_raw: [B, 3, H, W] unnormalised batch, needed when a distiller is set.
+                [B, R_ℓ, 4]; gt_labels, matched_idxs: [B, R] from :meth:`label_anchors`.
         Returns:
-            ``loss_cls``, ``loss_box_reg`` (+ the distiller's terms), scalars.
+            ``loss_cls``, ``loss_box_reg``, scalars. The distiller's positives are these positive
+            anchors: softmax logits [K, C+1], boxes decoded from the anchors, and both losses'
+            normaliser (the number of positives, at least 1).
         """
         anchors_t = Boxes.cat(anchors).tensor
         logits, deltas = cat(pred_logits, dim=1), cat(pred_deltas, dim=1)
@@ -308,23 +300,13 @@ class SSD(DistillationStudent, DenseDetector):
             pos.deltas.float(), target_deltas, beta=self.smooth_l1_beta, reduction="sum"
         )
         losses = {"loss_cls": loss_cls / normalizer, "loss_box_reg": loss_box_reg / normalizer}
-        if self.distiller is not None:
-            if images_raw is None:
-                raise ValueError("SSD.losses needs images_raw (the unnormalised batch) with a distiller.")
-            pred_boxes = self.box2box_transform.apply_deltas(pos.deltas, pos.anchors)
-            losses.update(
-                self.distiller.losses(
-                    images_raw,
-                    [g.gt_boxes.tensor for g in gt_instances],
-                    pos.logits,
-                    pos.image_index,
-                    pos.gt_index,
-                    pred_boxes,
-                    mode="softmax",
-                    gt_classes=[g.gt_classes for g in gt_instances],
-                    normalizer=DetectorNormalizer(cls=normalizer, box=normalizer),
-                )
+        self.hand_positives(
+            lambda _: DistillationPositives(
+                pos.logits, pos.image_index, pos.gt_index,
+                self.box2box_transform.apply_deltas(pos.deltas, pos.anchors), mode="softmax",
+                normalizer=DetectorNormalizer(cls=normalizer, box=normalizer),
             )
+        )
         return losses
 
     def forward_inference(
