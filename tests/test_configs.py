@@ -5,6 +5,8 @@ built without ImageNet weight files (every ``weights`` / ``init_weights`` key se
 are local and absent here). Also: a variant differs from its baseline only in the distillation keys, and the
 COCO schedules are the paper's (Section 4.1 and supplementary S3).
 """
+import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dicod_d2.config.lazy import load_config
 from dicod_d2.data.datasets import thing_classes
-from dicod_d2.modeling.distiller import DICODDistiller
+from dicod_d2.modeling.distiller import PAPER_SETTINGS, DICODDistiller
 from dicod_d2.modeling.variants import CONTROLS, VARIANTS
 from dicod_d2.teacher import TeacherMeta, build_classifier, save_teacher_file
 from dicod_d2.teacher.classifiers import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
@@ -168,6 +170,22 @@ def test_variants_use_the_papers_settings_at_the_authors_balance(rel):
     if d.teacher is not None:
         assert d.loc_weight == 0.15, rel
         assert d.loc_pix_space == ("image" if "ssd" in rel else "teacher"), rel
+
+
+def test_the_papers_settings_and_ssds_pixel_space_are_written_once():
+    """T, λ_cls and λ_loc live in PAPER_SETTINGS (the distiller's defaults, which the configs write);
+    SSD's L_loc_pix pixel space in its model config, passed to dicod_variant by the SSD variants."""
+    defaults = inspect.signature(DICODDistiller).parameters
+    assert {k: defaults[k].default for k in PAPER_SETTINGS} == PAPER_SETTINGS == {
+        "temperature": 2.0, "kd_cls_weight": 0.4, "loc_weight": 0.15}
+    for path in sorted(CONFIGS.rglob("*.py")):
+        text = path.read_text()
+        assert not re.search(r"\b(temperature|kd_cls_weight|loc_weight)\s*=\s*\d|loc_pix_space\s*=\s*.image", text), (
+            f"{path} writes a setting that has one source (PAPER_SETTINGS, the family's LOC_PIX_SPACE)")
+    ssd_variants = [c for c in ALL if c.split("/")[1].startswith("ssd") and _baseline_of(c)]
+    assert ssd_variants
+    for rel in ssd_variants:
+        assert "loc_pix_space=LOC_PIX_SPACE" in (CONFIGS / rel).read_text(), rel
 
 
 @pytest.mark.parametrize("student", sorted(COCO_SCHEDULES))

@@ -1,7 +1,8 @@
 # Shared pieces of the students' configs: the paper's COCO epoch recipes and the DICOD variants.
 #
 # A baseline config sets its schedule with `coco_recipe(...)`; each variant config imports the
-# baseline and calls `dicod_variant(model, train, "<variant>", TEACHER)`, so a variant differs from
+# baseline and calls `dicod_variant(model, train, "<variant>", TEACHER)` (SSD students also pass their
+# family's `loc_pix_space`, configs/common/models/ssd.py), so a variant differs from
 # its baseline only in `model._target_` (and `model.roi_heads._target_`), `model.distiller` and
 # `train.output_dir`.
 from detectron2.modeling.meta_arch import GeneralizedRCNN, RetinaNet
@@ -9,7 +10,6 @@ from detectron2.modeling.roi_heads import StandardROIHeads
 
 from dicod_d2.modeling.meta_arch.rcnn import DICODGeneralizedRCNN
 from dicod_d2.modeling.meta_arch.retinanet import DICODRetinaNet
-from dicod_d2.modeling.meta_arch.ssd import SSD
 from dicod_d2.modeling.roi_heads import DICODROIHeads
 from dicod_d2.modeling.variants import BASELINE, CONTROLS, VARIANTS
 
@@ -66,7 +66,7 @@ def coco_recipe(
     return lr_multiplier
 
 
-def dicod_variant(model, train, variant, teacher_path=None):
+def dicod_variant(model, train, variant, teacher_path=None, *, loc_pix_space="teacher"):
     """Turn a baseline student config into one DICOD variant, in place.
 
     Args:
@@ -76,6 +76,8 @@ def dicod_variant(model, train, variant, teacher_path=None):
         variant: a distillation variant of :data:`dicod_d2.modeling.variants.VARIANTS` ("kd_cls",
             "loc", "loc_kd_loc", "dicod"), or a control of :data:`CONTROLS`.
         teacher_path: the teacher file (``model.distiller.teacher.path``); unused by "control".
+        loc_pix_space: the pixels L_loc_pix compares for this student family (``DICODDistiller``'s
+            argument): "teacher", or "image" for SSD (the ``LOC_PIX_SPACE`` of its model config).
     """
     distilled = [name for name in VARIANTS if name != BASELINE] + list(CONTROLS)
     if variant not in distilled:
@@ -91,13 +93,11 @@ def dicod_variant(model, train, variant, teacher_path=None):
             model.roi_heads._target_, model.roi_heads._target_
         )
     if variant == "control":
-        model.distiller = control_distiller()
+        model.distiller = control_distiller(loc_pix_space=loc_pix_space)
     elif variant == "no_teacher":
-        model.distiller = control_distiller(teacher_path=teacher_path)
+        model.distiller = control_distiller(teacher_path=teacher_path, loc_pix_space=loc_pix_space)
     else:
-        model.distiller = distiller(teacher_path, "dicod" if variant == "wrong_teacher" else variant)
+        variant_terms = "dicod" if variant == "wrong_teacher" else variant
+        model.distiller = distiller(teacher_path, variant_terms, loc_pix_space=loc_pix_space)
         model.distiller.teacher.derange_classes = variant == "wrong_teacher"
-    if model._target_ is SSD and variant != "control":
-        # the authors' SSD crops its mean-subtracted, std-1 input: L_loc_pix on the 0-255 scale
-        model.distiller.loc_pix_space = "image"
     train.output_dir = str(train.output_dir)[: -len(BASELINE)] + variant

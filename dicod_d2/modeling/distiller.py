@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..teacher.frozen import FrozenTeacher
 
 __all__ = [
+    "PAPER_SETTINGS",
     "DICODDistiller",
     "DetectorNormalizer",
     "DistillationPositives",
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 PIXELS = "pixels"
+#: The paper's settings (Sections 3 and 4.1): T of KD_cls, λ_cls, λ_loc. The distiller's defaults and
+#: the values the configs write (configs/common/dicod.py).
+PAPER_SETTINGS = {"temperature": 2.0, "kd_cls_weight": 0.4, "loc_weight": 0.15}
 _KD_CLS = {"softmax": kd_cls_softmax, "sigmoid": kd_cls_sigmoid}
 NORMALIZERS = ("detector", "positives")
 LOC_PIX_SPACES = ("teacher", "image")
@@ -127,9 +131,9 @@ class DICODDistiller:
         self,
         teacher: FrozenTeacher,
         *,
-        temperature: float = 2.0,
-        kd_cls_weight: float = 0.4,
-        loc_weight: float = 0.15,
+        temperature: float = PAPER_SETTINGS["temperature"],
+        kd_cls_weight: float = PAPER_SETTINGS["kd_cls_weight"],
+        loc_weight: float = PAPER_SETTINGS["loc_weight"],
         kd_cls: bool = True,
         loc_pix: bool = True,
         kd_loc: bool = True,

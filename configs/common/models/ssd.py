@@ -15,6 +15,11 @@ from dicod_d2.modeling.backbone.vgg import VGG16SSD, vgg16_ssd_feature_shapes
 from dicod_d2.modeling.meta_arch.ssd import SSD, SSDHead
 from dicod_d2.modeling.ssd_anchors import SSDAnchorGenerator
 
+#: L_loc_pix's pixel space for SSD students (DICODDistiller's loc_pix_space, passed by the variant
+#: configs to dicod_variant): the authors' SSD crops its mean-subtracted, std-1 input, so the term is
+#: on the image's 0-255 scale.
+LOC_PIX_SPACE = "image"
+
 model = L(SSD)(
     backbone=L(VGG16SSD)(size=300, width=1.0, norm="", weights=None),
     head=L(SSDHead)(
