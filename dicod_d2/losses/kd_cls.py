@@ -1,6 +1,8 @@
 """Classification distillation (KD_cls, the paper's Section 3): KL(teacher ‖ student) on positive samples.
 
-K positives; the teacher has C classes. Teacher logits never receive a gradient (detached).
+K positives; the teacher has C classes. Each function returns the SUM over the K positives; the caller
+divides it once (by K for the paper's written mean, or by the student's loss normaliser, see
+:class:`~dicod_d2.modeling.DICODDistiller`). Teacher logits never receive a gradient (detached).
 An empty batch (K = 0) gives a zero connected to the student's graph.
 """
 from __future__ import annotations
@@ -35,14 +37,14 @@ def _check(student_logits: Tensor, teacher_logits: Tensor, student_cols: int, T:
 
 
 def kd_cls_softmax(student_logits: Tensor, teacher_logits: Tensor, T: float = 2.0) -> Tensor:
-    """``T² · (1/K) · Σ_k KL(p^t_k ‖ p^s_k)`` for a softmax student with a background class.
+    """``T² · Σ_k KL(p^t_k ‖ p^s_k)`` for a softmax student with a background class.
 
     Args:
         student_logits: [K, C + 1]; the last column is background (detectron2's convention).
         teacher_logits: [K, C]; the teacher's background probability is 0.
         T: temperature (> 0).
     Returns:
-        Scalar. Terms with ``p^t = 0`` (the background, or an underflowed class) contribute 0.
+        Scalar, the sum over the K positives. Terms with ``p^t = 0`` (the background, or an underflowed class) contribute 0.
     """
     _check(student_logits, teacher_logits, teacher_logits.shape[1] + 1, T)
     if student_logits.shape[0] == 0:
@@ -51,18 +53,18 @@ def kd_cls_softmax(student_logits: Tensor, teacher_logits: Tensor, T: float = 2.
     log_ps = F.log_softmax(student_logits / T, dim=1)[:, :-1]  # background: p^t = 0, no term
     pt = log_pt.exp()
     terms = torch.where(pt > 0, pt * (log_pt - log_ps), torch.zeros_like(pt))
-    return T * T * terms.sum(dim=1).mean()
+    return T * T * terms.sum(dim=1).sum()
 
 
 def kd_cls_sigmoid(student_logits: Tensor, teacher_logits: Tensor, T: float = 2.0) -> Tensor:
-    """``T² · (1/K) Σ_k (1/C) Σ_c KL([σ(z^t/T), 1−σ(z^t/T)] ‖ [σ(z^s/T), 1−σ(z^s/T)])``.
+    """``T² · Σ_k (1/C) Σ_c KL([σ(z^t/T), 1−σ(z^t/T)] ‖ [σ(z^s/T), 1−σ(z^s/T)])``.
 
     Args:
         student_logits: [K, C] per-class logits (no background column).
         teacher_logits: [K, C].
         T: temperature (> 0).
     Returns:
-        Scalar.
+        Scalar, the sum over the K positives.
     """
     _check(student_logits, teacher_logits, teacher_logits.shape[1], T)
     if student_logits.shape[0] == 0:
@@ -73,4 +75,4 @@ def kd_cls_sigmoid(student_logits: Tensor, teacher_logits: Tensor, T: float = 2.
     kl = pt * (F.logsigmoid(zt) - F.logsigmoid(zs)) + (1 - pt) * (
         F.logsigmoid(-zt) - F.logsigmoid(-zs)
     )
-    return T * T * kl.mean()
+    return T * T * kl.mean(dim=1).sum()

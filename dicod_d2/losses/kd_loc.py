@@ -1,8 +1,10 @@
 """Localization distillation (KD_loc, the paper's Section 3): pooled L1 between predicted- and gt-box crops.
 
 For K positives, a layer with C channels pooled to h × h contributes
-``(1/K) Σ_k ‖AP_h(F(O^p_k)) − AP_h(F(O^gt_k))‖₁ / (C·h²)``, i.e. the mean absolute difference of the
-pooled maps. The ground-truth branch is detached. K = 0 gives a zero connected to the graph.
+``Σ_k ‖AP_h(F(O^p_k)) − AP_h(F(O^gt_k))‖₁ / (C·h²)``, i.e. the SUM over the positives of each one's mean
+absolute difference of the pooled maps; the caller divides it once (by K for the paper's written
+mean, or by the student's loss normaliser, see :class:`~dicod_d2.modeling.DICODDistiller`). The
+ground-truth branch is detached. K = 0 gives a zero connected to the graph.
 """
 from __future__ import annotations
 
@@ -36,11 +38,11 @@ def _pooled_l1(pred: Tensor, gt: Tensor, pool: int, name: str) -> Tensor:
     if pred.shape[0] == 0:
         return pred.sum() * 0.0
     diff = F.adaptive_avg_pool2d(pred, pool) - F.adaptive_avg_pool2d(gt.detach(), pool)
-    return diff.abs().mean()
+    return diff.abs().flatten(1).mean(dim=1).sum()
 
 
 def loc_pixel_loss(pred_crops: Tensor, gt_crops: Tensor, pool: int = 4) -> Tensor:
-    """L_loc_pix on crops [K, 3, s, s] (predicted, ground truth): ``(1/K) Σ_k ‖AP_4(·)−AP_4(·)‖₁/(3·4·4)``."""
+    """L_loc_pix on crops [K, 3, s, s] (predicted, ground truth): ``Σ_k ‖AP_4(·)−AP_4(·)‖₁/(3·4·4)``."""
     return _pooled_l1(pred_crops, gt_crops, pool, "pixels")
 
 
@@ -50,14 +52,15 @@ def loc_feature_loss(
     layers: Sequence[str],
     pools: Sequence[int],
 ) -> Tensor:
-    """Mean over ``layers`` of the pooled L1 term; ``pools[i]`` is the pool size of ``layers[i]``.
+    """Mean over ``layers`` of the pooled L1 term (each a sum over the K positives); ``pools[i]`` is
+    the pool size of ``layers[i]``.
 
     Args:
         pred_feats / gt_feats: layer name -> [K, C_l, h_l, w_l] teacher feature maps.
         layers: names to use (non-empty).
         pools: one pool size per layer (see :func:`default_loc_pools`).
     Returns:
-        Scalar.
+        Scalar, the sum over the K positives.
     """
     if len(layers) == 0 or len(layers) != len(pools):
         raise ConfigError(

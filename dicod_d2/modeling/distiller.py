@@ -10,9 +10,11 @@ unnormalised batch (:func:`raw_images`) and adds :meth:`DICODDistiller.losses` o
 Balance of the terms. The paper writes each term as a mean over the K positives (1/K). The authors'
 implementation instead divides the sum over the positives by the normaliser of the detector's own loss
 in the same head (the ``avg_factor`` its cross-entropy and box loss use), and the paper's λ were tuned
-for that balance. With ``normalizer="detector"`` (the default) a term is
-``Σ_k term_k / N`` with N the student's normaliser: KD_cls takes the classification loss's, L_loc_pix and
-L_kd_loc the box-regression loss's. ``normalizer="positives"`` gives the paper's written 1/K.
+for that balance. The loss functions (:mod:`dicod_d2.losses`) return the sum over the positives and
+the distiller divides it once: with ``normalizer="detector"`` (the default) a term is
+``Σ_k term_k / N`` with N the student's normaliser (its :class:`DetectorNormalizer`): KD_cls takes the
+classification loss's, L_loc_pix and L_kd_loc the box-regression loss's. ``normalizer="positives"``
+divides by K, the paper's written mean.
 """
 from __future__ import annotations
 
@@ -78,7 +80,8 @@ class DistillationPositives:
         pred_boxes: [K, 4] XYXY absolute pixels of the padded batch, the predicted box of each
             positive, differentiable w.r.t. the student's box-regression output.
         mode: "softmax" or "sigmoid", the student's classification output.
-        normalizer: the divisors of the student's own losses in the head the positives come from.
+        detector_normalizer: the divisors of the student's own losses in the head the positives
+            come from.
     """
 
     logits: Tensor
@@ -86,7 +89,7 @@ class DistillationPositives:
     gt_index: Tensor
     pred_boxes: Tensor
     mode: str
-    normalizer: DetectorNormalizer
+    detector_normalizer: DetectorNormalizer
 
 
 class DICODDistiller:
@@ -254,7 +257,7 @@ class DICODDistiller:
         pred_boxes: Tensor,
         mode: str,
         gt_classes: Sequence[Tensor] | None = None,
-        normalizer: DetectorNormalizer | None = None,
+        detector_normalizer: DetectorNormalizer | None = None,
     ) -> dict[str, Tensor]:
         """Weighted DICOD losses over the K positives of a batch.
 
@@ -270,8 +273,8 @@ class DICODDistiller:
             mode: "softmax" or "sigmoid", the student's classification output.
             gt_classes: B tensors [G_i] long, contiguous class ids; needed only by the
                 label-smoothing control.
-            normalizer: the student's :class:`DetectorNormalizer`; required when the distiller
-                was built with ``normalizer="detector"``, ignored with "positives".
+            detector_normalizer: the student's :class:`DetectorNormalizer`; required when the
+                distiller was built with ``normalizer="detector"``, ignored with "positives".
         Returns:
             ``{name: scalar}`` for the enabled terms (see :attr:`loss_names`), each finite and
             connected to the student's graph also when K = 0.
@@ -285,7 +288,7 @@ class DICODDistiller:
         if mode not in _KD_CLS:
             raise ValueError(f"mode must be 'softmax' or 'sigmoid', got {mode!r}.")
         num_pos = self._check_inputs(images, gt_boxes, student_logits, pos_image_index, pos_gt_index, pred_boxes)
-        cls_scale, box_scale = self._scales(num_pos, normalizer)
+        cls_div, box_div = self._divisors(num_pos, detector_normalizer)
         if num_pos == 0:
             zero = student_logits.sum() * 0.0 + pred_boxes.sum() * 0.0
             return {name: zero for name in self.loss_names}
@@ -302,7 +305,7 @@ class DICODDistiller:
         if self.kd_cls and self.kd_cls_target == "label_smoothing":
             target = self._smoothed_target_logits(gt_classes, flat_gt, student_logits, mode)
             kd = _KD_CLS[mode](student_logits, target, self.temperature)
-            losses["loss_kd_cls"] = self.kd_cls_weight * cls_scale * kd
+            losses["loss_kd_cls"] = self.kd_cls_weight * (kd / cls_div)
         if not (self.loc_pix or self.kd_loc or (self.kd_cls and self.kd_cls_target == "teacher")):
             return losses
         gt_crops = crop_boxes_roi_align(
@@ -313,30 +316,30 @@ class DICODDistiller:
         if self.kd_cls and self.kd_cls_target == "teacher":
             teacher_logits = self.teacher.logits(gt_input, chunk_size=self.chunk_size)[inverse]
             kd = _KD_CLS[mode](student_logits, teacher_logits, self.temperature)
-            losses["loss_kd_cls"] = self.kd_cls_weight * cls_scale * kd
+            losses["loss_kd_cls"] = self.kd_cls_weight * (kd / cls_div)
         if self.loc_pix or self.kd_loc:
             if self.max_loc_positives_per_image is not None:
                 keep = self._loc_subset(pos_image_index, self.max_loc_positives_per_image)
                 inverse, pred_boxes, pos_image_index = inverse[keep], pred_boxes[keep], pos_image_index[keep]
-            loc = self._loc_losses(images, gt_crops, gt_input, inverse, pred_boxes, pos_image_index)
-            losses.update({name: box_scale * value for name, value in loc.items()})
+                box_div = box_div * len(keep) / num_pos  # the subset's sum stands for K / |subset| of it
+            losses.update(self._loc_losses(images, gt_crops, gt_input, inverse, pred_boxes, pos_image_index, box_div))
         return losses
 
-    def _scales(self, num_pos: int, normalizer: DetectorNormalizer | None) -> tuple[float, float]:
-        """``(K / N_cls, K / N_box)``: turns a term's mean over the K positives into its sum over them
-        divided by the student's normalisers; ``(1, 1)`` with ``normalizer="positives"``."""
+    def _divisors(self, num_pos: int, detector_normalizer: DetectorNormalizer | None) -> tuple[float, float]:
+        """What the sums over the positives are divided by, once: ``(N_cls, N_box)``, the student's
+        normalisers; ``(K, K)`` with ``normalizer="positives"``."""
         if self.normalizer == "positives":
-            return 1.0, 1.0
-        if normalizer is None:
+            return float(num_pos), float(num_pos)
+        if detector_normalizer is None:
             raise ValueError(
                 "DICODDistiller(normalizer='detector') needs the student's DetectorNormalizer in "
-                "losses(..., normalizer=...); pass it from the student, or build the distiller with "
+                "losses(..., detector_normalizer=...); pass it from the student, or build the distiller with "
                 "normalizer='positives' for the paper's written 1/K."
             )
-        cls, box = float(normalizer.cls), float(normalizer.box)
+        cls, box = float(detector_normalizer.cls), float(detector_normalizer.box)
         if not (cls > 0 and box > 0):
-            raise ValueError(f"the student's loss normalisers must be > 0, got {normalizer}.")
-        return num_pos / cls, num_pos / box
+            raise ValueError(f"the student's loss normalisers must be > 0, got {detector_normalizer}.")
+        return cls, box
 
     def _smoothed_target_logits(self, gt_classes, flat_gt: Tensor, student_logits: Tensor, mode: str) -> Tensor:
         """[K, C] logits whose softmax (or per-class sigmoid) is ``(1-ε)·onehot + ε/C`` of each gt class."""
@@ -371,8 +374,9 @@ class DICODDistiller:
         inverse: Tensor,
         pred_boxes: Tensor,
         pos_image_index: Tensor,
+        divisor: float,
     ) -> dict[str, Tensor]:
-        """L_loc_pix / L_kd_loc, means over the positives given.
+        """Weighted L_loc_pix / L_kd_loc: sums over the positives given, divided by ``divisor``.
 
         ``gt_crops`` [U, 3, s, s] gt crops on the 0-255 scale, ``gt_input`` the same normalised for the
         teacher, ``inverse`` [K] -> U. The gt maps are pooled BEFORE being gathered per positive
@@ -394,11 +398,11 @@ class DICODDistiller:
         out = {}
         if self.loc_pix:
             pix = loc_pixel_loss(pred_feats[PIXELS], gt_feats[PIXELS], pools[PIXELS])
-            out["loss_loc_pix"] = self.loc_weight * pix
+            out["loss_loc_pix"] = self.loc_weight * (pix / divisor)
         if self.kd_loc:
             layers = [n for n in self.loc_layers if n != PIXELS]
             feat = loc_feature_loss(pred_feats, gt_feats, layers, [pools[n] for n in layers])
-            out["loss_kd_loc"] = self.loc_weight * feat
+            out["loss_kd_loc"] = self.loc_weight * (feat / divisor)
         return out
 
     def _check_inputs(self, images, gt_boxes, student_logits, pos_image_index, pos_gt_index, pred_boxes) -> int:
@@ -512,7 +516,7 @@ class DistillationStudent:
                 pos.pred_boxes,
                 mode=pos.mode,
                 gt_classes=[g.gt_classes for g in gt_instances],
-                normalizer=pos.normalizer,
+                detector_normalizer=pos.detector_normalizer,
             )
         )
         return losses

@@ -115,5 +115,5 @@ class DICODROIHeads(StandardROIHeads):
         num_sampled = max(sum(len(p) for p in proposals), 1)
         return DistillationPositives(
             logits, image_index, gt_index, pred_boxes, mode="softmax",
-            normalizer=DetectorNormalizer(cls=num_sampled, box=num_sampled),
+            detector_normalizer=DetectorNormalizer(cls=num_sampled, box=num_sampled),
         )

@@ -8,7 +8,7 @@ from dicod_d2.losses import default_loc_pools, loc_feature_loss, loc_pixel_loss
 
 
 def _loop_pooled_l1(pred, gt, pool):
-    """(1/K) Σ_k Σ |block-mean(pred) − block-mean(gt)| / (C·pool²) for sides divisible by pool."""
+    """Σ_k Σ |block-mean(pred) − block-mean(gt)| / (C·pool²) for sides divisible by pool."""
     k, c, h, w = pred.shape
     total = 0.0
     for i in range(k):
@@ -19,7 +19,7 @@ def _loop_pooled_l1(pred, gt, pool):
                     sl = (ch, slice(a * h // pool, (a + 1) * h // pool), slice(b * w // pool, (b + 1) * w // pool))
                     l1 += abs(pred[i][sl].mean() - gt[i][sl].mean())
         total += l1 / (c * pool * pool)
-    return total / k
+    return total
 
 
 def test_default_pools():

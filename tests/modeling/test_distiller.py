@@ -74,7 +74,7 @@ def test_kd_cls_uses_each_positives_own_gt(teacher, batch):
     for i, j in zip(pos_image.tolist(), pos_gt.tolist(), strict=True):
         crop = crop_boxes_roi_align(images[i : i + 1], gt_boxes[i][j : j + 1], torch.tensor([0]), SIZE)
         ref_logits.append(teacher.logits(teacher.normalize(crop, "BGR")))
-    expected = 0.4 * kd_cls_softmax(logits, torch.cat(ref_logits), 2.0)
+    expected = 0.4 * kd_cls_softmax(logits, torch.cat(ref_logits), 2.0) / len(logits)  # the mean over K
     assert set(got) == {"loss_kd_cls"}
     torch.testing.assert_close(got["loss_kd_cls"], expected)
 
@@ -234,7 +234,7 @@ def test_student_contract_hands_positives_once_to_the_distiller(teacher, batch):
     student.distiller = distiller
     losses = student.train()(_detectron2_inputs(batch))
     ref = distiller.losses(images, gt_boxes, logits, pos_image, pos_gt, pred_boxes, mode="softmax",
-                           normalizer=DetectorNormalizer(7, 3))
+                           detector_normalizer=DetectorNormalizer(7, 3))
     assert list(losses) == ["loss_det", *distiller.loss_names] and student.built == 1
     for name in distiller.loss_names:
         assert torch.equal(losses[name], ref[name]), name
@@ -280,7 +280,7 @@ def test_detector_normalizer_divides_the_sum_over_positives_by_the_students_norm
     k = len(logits)
     per_k = DICODDistiller(teacher, normalizer="positives").losses(*batch, mode="softmax")  # λ x mean
     norm = DetectorNormalizer(cls=20.0, box=8.0)
-    got = DICODDistiller(teacher).losses(*batch, mode="softmax", normalizer=norm)
+    got = DICODDistiller(teacher).losses(*batch, mode="softmax", detector_normalizer=norm)
     torch.testing.assert_close(got["loss_kd_cls"] * norm.cls, per_k["loss_kd_cls"] * k)
     for name in ("loss_loc_pix", "loss_kd_loc"):  # localization terms follow the box loss
         torch.testing.assert_close(got[name] * norm.box, per_k[name] * k)
@@ -294,7 +294,7 @@ def test_detector_normalizer_is_required_and_positive(teacher, batch):
     with pytest.raises(ValueError, match="DetectorNormalizer"):
         DICODDistiller(teacher).losses(*batch, mode="softmax")
     with pytest.raises(ValueError, match="> 0"):
-        DICODDistiller(teacher).losses(*batch, mode="softmax", normalizer=DetectorNormalizer(0.0, 4.0))
+        DICODDistiller(teacher).losses(*batch, mode="softmax", detector_normalizer=DetectorNormalizer(0.0, 4.0))
     with pytest.raises(ValueError, match="normalizer must be one of"):
         DICODDistiller(teacher, normalizer="batch")
 
@@ -306,7 +306,7 @@ def test_detector_normalizer_without_positives_or_gt_is_finite(teacher):
     pred = torch.zeros(0, 4, requires_grad=True)
     index = torch.zeros(0, dtype=torch.long)
     losses = DICODDistiller(teacher).losses(
-        images, gt_boxes, logits, index, index, pred, mode="softmax", normalizer=DetectorNormalizer(256.0, 256.0)
+        images, gt_boxes, logits, index, index, pred, mode="softmax", detector_normalizer=DetectorNormalizer(256.0, 256.0)
     )
     assert set(losses) == {"loss_kd_cls", "loss_loc_pix", "loss_kd_loc"}
     assert all(torch.isfinite(v) and v.item() == 0.0 for v in losses.values())
@@ -325,9 +325,9 @@ def test_loc_pix_on_the_image_scale_is_std_times_the_teacher_scale(batch):
     torch.manual_seed(0)
     teacher = FrozenTeacher(build_classifier("resnet_tiny", len(CLASSES)), meta)
     norm = DetectorNormalizer(10.0, 10.0)
-    on_teacher = DICODDistiller(teacher, kd_cls=False).losses(*batch, mode="softmax", normalizer=norm)
+    on_teacher = DICODDistiller(teacher, kd_cls=False).losses(*batch, mode="softmax", detector_normalizer=norm)
     on_image = DICODDistiller(teacher, kd_cls=False, loc_pix_space="image").losses(
-        *batch, mode="softmax", normalizer=norm
+        *batch, mode="softmax", detector_normalizer=norm
     )
     torch.testing.assert_close(on_image["loss_loc_pix"], std * on_teacher["loss_loc_pix"])
     torch.testing.assert_close(on_image["loss_kd_loc"], on_teacher["loss_kd_loc"])

@@ -71,7 +71,8 @@ def _loop_reference(teacher, batch):
         with torch.no_grad():
             teacher_logits = torch.cat([teacher.model(c) for c in cls_crops])
         pix, stem = ((torch.cat(pred_maps[n]) - torch.cat(gt_maps[n])).abs().mean() for n in ("pixels", "stem"))
-        losses = torch.stack([0.4 * kd_cls_softmax(logits, teacher_logits, 2.0), 0.15 * pix, 0.15 * stem])
+        kd = kd_cls_softmax(logits, teacher_logits, 2.0) / len(logits)  # the sum over K -> the mean
+        losses = torch.stack([0.4 * kd, 0.15 * pix, 0.15 * stem])
         (grad,) = torch.autograd.grad(losses.sum(), pred_boxes)
     finally:
         teacher.model.requires_grad_(False)

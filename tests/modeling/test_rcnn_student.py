@@ -146,11 +146,11 @@ def test_positives_and_kd_cls_match_a_reference_computed_by_hand(teacher_path):
         # proposal and every gt (appended as a proposal) is sampled
         num_sampled = sum(len(x["proposals"]) + len(x["instances"]) for x in batch)
         expected = model.distiller.losses(raw, gt_boxes, logits, image_index, gt_index, pred_boxes, "softmax",
-                                          normalizer=DetectorNormalizer(num_sampled, num_sampled))
+                                          detector_normalizer=DetectorNormalizer(num_sampled, num_sampled))
     assert num_sampled == 6 and len(pos) == 5
     weight = model.distiller.kd_cls_weight  # the config's λ_cls
     # the logged term x its normaliser = λ_cls x the sum of KD_cls over the positives
-    kd_sum = len(pos) * kd_cls_softmax(logits, teacher_logits, 2.0)
+    kd_sum = kd_cls_softmax(logits, teacher_logits, 2.0)  # a sum over the positives
     torch.testing.assert_close(losses["loss_kd_cls"] * num_sampled, weight * kd_sum)
     for name in KD_LOSSES:  # same positives, logits and decoded boxes as the hand-made list
         torch.testing.assert_close(losses[name], expected[name])

@@ -120,11 +120,11 @@ def test_losses_agree_with_core_functions(teacher, model_cfg):
     # 0.9): after one step 0.9 * 100 + 0.1 * K; the KD terms take the same normaliser
     norm = student.loss_normalizer
     assert norm == pytest.approx(0.9 * 100 + 0.1 * len(rows))
-    kd_sum = len(rows) * kd_cls_sigmoid(logits, teacher_logits, 2.0)
+    kd_sum = kd_cls_sigmoid(logits, teacher_logits, 2.0)  # a sum over the positives
     torch.testing.assert_close(got["loss_kd_cls"] * norm, 0.4 * kd_sum)
     # loc terms: the distiller on the independently derived positives and decoded boxes
     ref = distiller.losses(images_raw, gt_boxes, logits, image_index, gt_index, pred_boxes, mode="sigmoid",
-                           normalizer=DetectorNormalizer(norm, norm))
+                           detector_normalizer=DetectorNormalizer(norm, norm))
     for k in ("loss_loc_pix", "loss_kd_loc"):
         assert ref[k] > 0
         torch.testing.assert_close(got[k], ref[k])

@@ -211,15 +211,17 @@ def test_dicod_losses_agree_with_core_functions(distiller):
     # KD_cls: softmax over C+1 against the teacher's logits of each positive's own gt crop
     with torch.no_grad():
         teacher_logits = teacher.model(gt_input)
-    torch.testing.assert_close(got["loss_kd_cls"], 0.4 * kd_cls_softmax(logits, teacher_logits, 2.0))
+    # every term: its sum over the K positives divided by SSD's normaliser, K
+    k = len(image_index)
+    torch.testing.assert_close(got["loss_kd_cls"], 0.4 * kd_cls_softmax(logits, teacher_logits, 2.0) / k)
     # loc terms: crops of the decoded predicted boxes vs the gt crops, pixels 4x4 and stem 8x8
     pred_boxes = ssd.box2box_transform.apply_deltas(deltas, anchors)
     pred_input = teacher.normalize(crop_boxes_differentiable(images_raw, pred_boxes, image_index, size), fmt)
-    torch.testing.assert_close(got["loss_loc_pix"], 0.15 * loc_pixel_loss(pred_input, gt_input, 4))
+    torch.testing.assert_close(got["loss_loc_pix"], 0.15 * loc_pixel_loss(pred_input, gt_input, 4) / k)
     with torch.no_grad():
         feats_pred = teacher.features(pred_input, ["stem"])
         feats_gt = teacher.features(gt_input, ["stem"])
-    torch.testing.assert_close(got["loss_kd_loc"], 0.15 * loc_feature_loss(feats_pred, feats_gt, ["stem"], [8]))
+    torch.testing.assert_close(got["loss_kd_loc"], 0.15 * loc_feature_loss(feats_pred, feats_gt, ["stem"], [8]) / k)
 
 
 def test_kd_loc_gradient_reaches_the_box_branch_only(distiller):

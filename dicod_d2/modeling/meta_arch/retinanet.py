@@ -125,5 +125,5 @@ class DICODRetinaNet(DistillationStudent, RetinaNet):
         gt_index = matched_gt_index(matched, image_index, gt_boxes, check=self.distiller.debug_checks)
         return DistillationPositives(
             logits, image_index, gt_index, pred_boxes, mode="sigmoid",
-            normalizer=DetectorNormalizer(cls=self.loss_normalizer, box=self.loss_normalizer),
+            detector_normalizer=DetectorNormalizer(cls=self.loss_normalizer, box=self.loss_normalizer),
         )

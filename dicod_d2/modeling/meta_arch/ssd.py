@@ -304,7 +304,7 @@ class SSD(DistillationStudent, DenseDetector):
             lambda _: DistillationPositives(
                 pos.logits, pos.image_index, pos.gt_index,
                 self.box2box_transform.apply_deltas(pos.deltas, pos.anchors), mode="softmax",
-                normalizer=DetectorNormalizer(cls=normalizer, box=normalizer),
+                detector_normalizer=DetectorNormalizer(cls=normalizer, box=normalizer),
             )
         )
         return losses
