@@ -38,7 +38,6 @@ builder in :data:`CLASSIFIERS`.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Callable, Sequence
 
 import torch
@@ -131,11 +130,6 @@ class TeacherClassifier(nn.Module):
             if name in wanted:
                 out[name] = x
         return out
-
-    @staticmethod
-    def feature_size(input_size: int, stride: int) -> int:
-        """Spatial size of a layer of stride ``stride`` for an ``input_size`` px input."""
-        return math.ceil(input_size / stride)
 
 
 def _strides(stem: int) -> dict[str, int]:
