@@ -20,7 +20,9 @@ LAYERS = (
     ("cli",),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
-ABOVE_THE_LIBRARY = ("tools", "benchmarking", "demo_pipeline", "tests", "_helpers")
+ABOVE_THE_LIBRARY = ("tools", "benchmarking", "demo_pipeline", "tide_report", "tests", "_helpers")
+#: the library modules that read a command line (detectron2's argument parser and the dicod-d2 entry point)
+COMMAND_LINE_MODULES = ("dicod_d2/cli.py", "dicod_d2/engine/defaults.py")
 
 
 def _imports(path):
@@ -58,3 +60,15 @@ def test_imports_stay_within_or_below_the_layer(path):
             assert other == own or RANK[other] < RANK[own], (
                 f"{path} ({own}, layer {RANK[own]}) imports {name} (layer {RANK[other]})"
             )
+
+
+def test_tools_packages_are_named_above_the_library():
+    packages = {p.parent.name for p in (REPO / "tools").glob("*/__init__.py")}
+    assert packages <= set(ABOVE_THE_LIBRARY), f"add {packages - set(ABOVE_THE_LIBRARY)} to ABOVE_THE_LIBRARY"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(REPO)))
+def test_command_line_parsing_stays_in_the_tools(path):
+    if str(path.relative_to(REPO)) in COMMAND_LINE_MODULES:
+        return
+    assert "argparse" not in set(_imports(path)), f"{path} parses a command line: move that to tools/"

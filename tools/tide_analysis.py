@@ -8,23 +8,40 @@ Example::
                dicod=output/dicod/inference/coco_instances_results.json \\
         --out output/tide
 
-See :mod:`dicod_d2.evaluation.tide_analysis` for what is measured and written.
+See :mod:`dicod_d2.evaluation.tide_analysis` for what is measured, ``tide_report`` for what is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Sequence
 
 from detectron2.utils.logger import setup_logger
+from tide_report import format_main_errors, write_analysis
 
 from dicod_d2.errors import USER_ERRORS
-from dicod_d2.evaluation.tide_analysis import (
-    DEFAULT_THRESHOLDS,
-    analyze,
-    format_main_errors,
-    parse_named_paths,
-)
+from dicod_d2.evaluation.tide_analysis import DEFAULT_THRESHOLDS, TideInputError
+
+
+def parse_named_paths(items: Sequence[str]) -> dict[str, Path]:
+    """``["NAME=PATH", ...]`` -> ``{NAME: Path(PATH)}``; clear error on a malformed or repeated item."""
+    named: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        name, path = name.strip(), path.strip()
+        if not (sep and name and path):
+            raise TideInputError(
+                f"bad detections argument '{item}': expected NAME=PATH, for example "
+                "baseline=output/baseline/inference/coco_instances_results.json."
+            )
+        if name in named:
+            raise TideInputError(f"run name '{name}' is given twice; give every run its own NAME.")
+        named[name] = Path(path)
+    if not named:
+        raise TideInputError("no detections given: pass at least one NAME=PATH.")
+    return named
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     setup_logger(name="dicod_d2")
     try:
-        summary = analyze(
+        summary = write_analysis(
             args.gt,
             parse_named_paths(args.dets),
             args.out,

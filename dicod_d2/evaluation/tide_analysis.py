@@ -23,20 +23,18 @@ of that class that is unmatched and lies inside the region (intersection over th
 category with detections but no ground truth counts as AP 0 in TIDE's mean (COCOeval skips it).
 At most 100 detections per image are kept (highest scores), as in COCOeval and detectron2.
 
-Outputs (written atomically): ``tide_errors.png`` (and ``.pdf``), one panel per error type and one
-line per run; ``tide_summary.csv`` (one row per run and fg threshold); ``tide_summary.json``.
+:func:`analyze` returns the summary; ``tools/tide_analysis.py`` (its ``tide_report`` package) writes
+it as figures, CSV and JSON.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import tidecv
 from tidecv import TIDE, Data, TIDERun
@@ -50,7 +48,7 @@ from tidecv.errors.main_errors import (
 )
 
 from dicod_d2.errors import UserError
-from dicod_d2.utils.io import atomic_path, atomic_write_text, ensure_writable_dir
+from dicod_d2.utils.io import atomic_write_text
 
 #: TIDE's main error classes in its own order, by short name.
 ERROR_CLASSES = {
@@ -69,9 +67,6 @@ ERROR_NAMES = {
 MAIN_FG_THRESHOLD = 0.5
 BG_THRESHOLD = 0.1
 DEFAULT_THRESHOLDS = tuple(TIDE.COCO_THRESHOLDS)  # 0.50, 0.55, ..., 0.95
-FIGURE_NAME = "tide_errors"
-CSV_NAME = "tide_summary.csv"
-JSON_NAME = "tide_summary.json"
 
 
 class TideInputError(UserError, ValueError):
@@ -249,77 +244,6 @@ def analyze_run(gt: Data, dets: Data, thresholds: Sequence[float]) -> dict:
     }
 
 
-def parse_named_paths(items: Sequence[str]) -> dict[str, Path]:
-    """``["NAME=PATH", ...]`` -> ``{NAME: Path(PATH)}``; clear error on a malformed or repeated item."""
-    named: dict[str, Path] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        name, path = name.strip(), path.strip()
-        if not (sep and name and path):
-            raise TideInputError(
-                f"bad detections argument '{item}': expected NAME=PATH, for example "
-                "baseline=output/baseline/inference/coco_instances_results.json."
-            )
-        if name in named:
-            raise TideInputError(f"run name '{name}' is given twice; give every run its own NAME.")
-        named[name] = Path(path)
-    if not named:
-        raise TideInputError("no detections given: pass at least one NAME=PATH.")
-    return named
-
-
-def write_csv(summary: dict, path: str | os.PathLike) -> None:
-    """One row per run and fg threshold: AP, dAP and error count of every type."""
-    header = ["run", "fg_iou_threshold", "bg_iou_threshold", "AP"]
-    header += [f"dAP_{k}" for k in ERROR_TYPES] + [f"count_{k}" for k in ERROR_TYPES]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    for name, run in summary["runs"].items():
-        curves = run["curves"]
-        for i, t in enumerate(curves["fg_threshold"]):
-            writer.writerow(
-                [name, t, summary["bg_iou_threshold"], f"{curves['AP'][i]:.4f}"]
-                + [f"{curves['dAP'][k][i]:.4f}" for k in ERROR_TYPES]
-                + [curves["counts"][k][i] for k in ERROR_TYPES]
-            )
-    atomic_write_text(path, buf.getvalue())
-
-
-def plot_error_curves(summary: dict, path: str | os.PathLike, fmt: str = "png") -> None:
-    """One panel per error type (2 x 3), dAP against the fg IoU threshold, one line per run."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
-
-    fig = Figure(figsize=(12, 7), layout="constrained")
-    axes = fig.subplots(2, 3)
-    markers = "osD^vP*X"  # distinct markers, shrinking sizes: identical curves stay visible
-    for ax, err in zip(axes.flat, ERROR_TYPES, strict=True):
-        top = 0.0
-        for k, (name, run) in enumerate(summary["runs"].items()):
-            curves = run["curves"]
-            ax.plot(
-                curves["fg_threshold"],
-                curves["dAP"][err],
-                label=name,
-                marker=markers[k % len(markers)],
-                ms=max(8 - 1.5 * k, 3),
-                alpha=0.85,
-            )
-            top = max(top, *curves["dAP"][err])
-        ax.set_title(f"{err} ({ERROR_NAMES[err]})")
-        ax.set_xlabel("foreground IoU threshold")
-        ax.set_ylabel("dAP")
-        ax.set_ylim(0, max(1.0, 1.1 * top))
-        ax.grid(alpha=0.3)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
-    fig.suptitle(
-        f"TIDE errors vs foreground IoU threshold (background IoU {summary['bg_iou_threshold']})"
-    )
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=120)
-
-
 def cache_path(results_json: str | os.PathLike) -> Path:
     """Where ``analyze(..., cache=True)`` keeps one run's analysis: ``<results stem>.tide.json``
     beside the results json."""
@@ -353,33 +277,28 @@ def _analyze_cached(gt: Data, dets: Data, gt_json, results_json, thresholds: Seq
 def analyze(
     gt_json: str | os.PathLike,
     dets: Mapping[str, str | os.PathLike],
-    out_dir: str | os.PathLike,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    save_pdf: bool = True,
     cache: bool = False,
+    before_analysis: Callable[[], None] | None = None,
 ) -> dict:
     """TIDE analysis of every run in ``dets`` (``{name: results json}``) against ``gt_json``.
 
-    Writes the figure, ``tide_summary.csv`` and ``tide_summary.json`` under ``out_dir`` and
-    returns the summary (the json's content): ``runs[name]`` holds ``AP50``, ``main_errors``
-    (dAP per type at fg 0.5, bg 0.1), ``main_error_counts`` and ``curves`` (``fg_threshold``,
-    ``AP``, ``dAP[type]``, ``counts[type]``, one value per threshold); ``files`` the output paths.
-    All input files are checked before any output is written. With ``cache``, each run's analysis
-    (the slow part: TIDE at every threshold) is kept at :func:`cache_path` of its results json and
-    reused while the ground truth, the results and the thresholds are byte for byte the same.
+    Returns the summary: ``runs[name]`` holds ``AP50``, ``main_errors`` (dAP per type at fg 0.5,
+    bg 0.1), ``main_error_counts`` and ``curves`` (``fg_threshold``, ``AP``, ``dAP[type]``,
+    ``counts[type]``, one value per threshold). All input files are checked first, then
+    ``before_analysis()`` is called (e.g. to check an output folder before the slow part). With
+    ``cache``, each run's analysis (TIDE at every threshold) is kept at :func:`cache_path` of its
+    results json and reused while the ground truth, the results and the thresholds are byte for
+    byte the same. Writing figures and tables is the tools' job (``tools/tide_analysis.py``).
     """
     if not dets:
         raise TideInputError("no detections given: pass at least one {name: results json}.")
     thresholds = _check_thresholds(thresholds)
     gt = load_ground_truth(gt_json)
     loaded = {name: load_detections(path, name, gt) for name, path in dets.items()}
-    out_dir = Path(out_dir)
-    ensure_writable_dir(out_dir, option="--out")  # before the analysis, which takes a while
-    files = {"figure_png": out_dir / f"{FIGURE_NAME}.png"}
-    if save_pdf:
-        files["figure_pdf"] = out_dir / f"{FIGURE_NAME}.pdf"
-    files.update(csv=out_dir / CSV_NAME, json=out_dir / JSON_NAME)
-    summary = {
+    if before_analysis is not None:
+        before_analysis()
+    return {
         "method": f"TIDE (tidecv {tidecv.__version__}), bbox mode, isolated dAP of each main error type",
         "ground_truth": str(gt_json),
         "main_fg_iou_threshold": MAIN_FG_THRESHOLD,
@@ -391,21 +310,4 @@ def analyze(
                       else analyze_run(gt, data, thresholds))}
             for name, data in loaded.items()
         },
-        "files": {k: str(v) for k, v in files.items()},
     }
-    plot_error_curves(summary, files["figure_png"], "png")
-    if save_pdf:
-        plot_error_curves(summary, files["figure_pdf"], "pdf")
-    write_csv(summary, files["csv"])
-    atomic_write_text(files["json"], json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
-def format_main_errors(summary: dict) -> str:
-    """A text table: one row per run with AP50 and the dAP of each main error type."""
-    width = max(len("run"), *(len(n) for n in summary["runs"]))
-    lines = [f"{'run':<{width}}  {'AP50':>6}  " + "  ".join(f"{k:>6}" for k in ERROR_TYPES)]
-    for name, run in summary["runs"].items():
-        daps = "  ".join(f"{run['main_errors'][k]:6.2f}" for k in ERROR_TYPES)
-        lines.append(f"{name:<{width}}  {run['AP50']:6.2f}  {daps}")
-    return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Is a student deployable? ONNX export, COCO AP and CPU latency of ONNX Runtime next to PyTorch.
 
 :func:`deployable_student` is the one call behind ``tools/benchmark.py --sections export`` and
-the demo report's "deployable student" line.
+the demo report's "deployable student" line (formatted by the demo, ``tools/demo_pipeline/report.py``).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from ..inference.student import load_student
 from .onnx import OnnxDetector
 from .student import export_student
 
-__all__ = ["coco_ap", "deployable_line", "deployable_student", "latency_ms", "torch_single_fn"]
+__all__ = ["coco_ap", "deployable_student", "latency_ms", "torch_single_fn"]
 
 Detections = tuple[np.ndarray, np.ndarray, np.ndarray]
 SingleFn = Callable[[np.ndarray], Detections]
@@ -129,13 +129,3 @@ def deployable_student(
                 result["latency_ms"][name][str(n)] = latency_ms(make(n), images)
     return result
 
-
-def deployable_line(result: dict, threads: int = 1) -> str:
-    """One markdown line from a :func:`deployable_student` result (the demo report's
-    "deployable student" line), with the latencies at ``threads``."""
-    pt, ox = result["latency_ms"]["pytorch"][str(threads)], result["latency_ms"]["onnx"][str(threads)]
-    return (f"Deployable student: exported to ONNX ({result['onnx_mb']:.1f} MB; checkpoint "
-            f"{result['checkpoint_mb']:.1f} MB); AP on {result['dataset']}: ONNX Runtime "
-            f"{result['ap']['onnx']:.2f}, PyTorch {result['ap']['pytorch']:.2f}; CPU latency per image "
-            f"({threads} thread{'s' if threads > 1 else ''}, p50 / p90): ONNX Runtime {ox['p50']:.1f} / "
-            f"{ox['p90']:.1f} ms, PyTorch {pt['p50']:.1f} / {pt['p90']:.1f} ms.")

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from tide_report import write_analysis  # the tools write the library's analysis
 from tidecv import TIDE, TIDERun
 
 from dicod_d2.evaluation.tide_analysis import (
@@ -23,7 +24,6 @@ from dicod_d2.evaluation.tide_analysis import (
     cache_path,
     load_detections,
     load_ground_truth,
-    parse_named_paths,
 )
 
 CAT, DOG = 1, 2
@@ -115,7 +115,7 @@ def case(tmp_path):
 @pytest.fixture
 def summary(case, tmp_path):
     dets = {"flawed": case["flawed"], "shifted": case["shifted"]}
-    return analyze(case["gt"], dets, tmp_path / "out")
+    return write_analysis(case["gt"], dets, tmp_path / "out")
 
 
 def test_each_error_is_assigned_to_its_detection(case):
@@ -174,6 +174,13 @@ def test_curves_over_fg_threshold(summary):
     assert all(v == 0 for e in ("Cls", "Both", "Dupe", "Bkg", "Miss") for v in shifted["counts"][e])
 
 
+def test_the_library_analysis_writes_nothing(case, tmp_path):
+    before = sorted(tmp_path.rglob("*"))
+    summary = analyze(case["gt"], {"flawed": case["flawed"]}, thresholds=(0.5,))
+    assert "files" not in summary and summary["runs"]["flawed"]["AP50"] == pytest.approx(EXPECTED_AP50)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 def test_outputs(summary, tmp_path):
     out = tmp_path / "out"
     png = out / "tide_errors.png"
@@ -202,8 +209,8 @@ def test_outputs(summary, tmp_path):
 def test_segmentation_field_does_not_matter(case, tmp_path):
     no_seg = _write(tmp_path / "gt_noseg.json", _gt_json(segmentation=False))
     kw = dict(thresholds=(0.5, 0.8), save_pdf=False)
-    a = analyze(case["gt"], {"flawed": case["flawed"]}, tmp_path / "a", **kw)
-    b = analyze(no_seg, {"flawed": case["flawed"]}, tmp_path / "b", **kw)
+    a = write_analysis(case["gt"], {"flawed": case["flawed"]}, tmp_path / "a", **kw)
+    b = write_analysis(no_seg, {"flawed": case["flawed"]}, tmp_path / "b", **kw)
     assert a["runs"] == b["runs"]
 
 
@@ -214,7 +221,7 @@ def test_crowd_region_is_ignored(tmp_path):
         "base": _write(tmp_path / "a.json", _results(FLAWED)),
         "crowd": _write(tmp_path / "b.json", _results(FLAWED + [in_crowd])),
     }
-    runs = analyze(gt, res, tmp_path / "out", thresholds=(0.5,), save_pdf=False)["runs"]
+    runs = write_analysis(gt, res, tmp_path / "out", thresholds=(0.5,), save_pdf=False)["runs"]
     assert runs["crowd"]["main_error_counts"] == EXPECTED_COUNTS
     assert runs["crowd"]["AP50"] == pytest.approx(EXPECTED_AP50, abs=1e-6)
     assert runs["crowd"]["main_errors"] == runs["base"]["main_errors"]
@@ -232,32 +239,32 @@ def test_unknown_ids_fail_clearly(case, tmp_path, bad, message):
     dets[3] = {**dets[3], **bad}
     path = _write(tmp_path / "bad_results.json", dets)
     with pytest.raises(TideInputError, match=message) as info:
-        analyze(case["gt"], {"ok": case["flawed"], "bad": path}, tmp_path / "out")
+        write_analysis(case["gt"], {"ok": case["flawed"], "bad": path}, tmp_path / "out")
     assert "bad_results.json" in str(info.value) and "same dataset json" in str(info.value)
     assert not (tmp_path / "out").exists()
 
 
 def test_bad_inputs_fail_clearly(case, tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.json"):
-        analyze(case["gt"], {"x": tmp_path / "missing.json"}, tmp_path / "out")
+        write_analysis(case["gt"], {"x": tmp_path / "missing.json"}, tmp_path / "out")
     no_bbox = copy.deepcopy(_results(FLAWED))
     del no_bbox[0]["bbox"]
     with pytest.raises(TideInputError, match="detection 0 .* needs the keys"):
-        analyze(case["gt"], {"x": _write(tmp_path / "r.json", no_bbox)}, tmp_path / "out")
+        write_analysis(case["gt"], {"x": _write(tmp_path / "r.json", no_bbox)}, tmp_path / "out")
     with pytest.raises(TideInputError, match="run 'none' has no detection"):
-        analyze(case["gt"], {"none": _write(tmp_path / "e.json", [])}, tmp_path / "out")
+        write_analysis(case["gt"], {"none": _write(tmp_path / "e.json", [])}, tmp_path / "out")
     with pytest.raises(TideInputError, match="foreground IoU thresholds"):
-        analyze(case["gt"], {"x": case["flawed"]}, tmp_path / "out", thresholds=(0.05,))
+        write_analysis(case["gt"], {"x": case["flawed"]}, tmp_path / "out", thresholds=(0.05,))
 
 
 @pytest.mark.parametrize("item", ["results.json", "=results.json", "name=", "a=x.json a=y.json"])
 def test_parse_named_paths_rejects_malformed(item):
     with pytest.raises(TideInputError, match="NAME"):
-        parse_named_paths(item.split())
+        _cli().parse_named_paths(item.split())
 
 
 def test_parse_named_paths():
-    assert parse_named_paths(["base=out/r.json", "k=a=b.json"]) == {
+    assert _cli().parse_named_paths(["base=out/r.json", "k=a=b.json"]) == {
         "base": Path("out/r.json"),
         "k": Path("a=b.json"),
     }
@@ -309,7 +316,7 @@ def test_non_finite_or_non_number_scores_are_rejected(case, tmp_path, score):
     path = tmp_path / "nan.json"
     path.write_text(json.dumps(dets))  # json writes NaN / Infinity, which Python reads back
     with pytest.raises(TideInputError, match=r"nan.json': detection 2 has score .*finite numbers"):
-        analyze(case["gt"], {"x": path}, tmp_path / "out")
+        write_analysis(case["gt"], {"x": path}, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -326,20 +333,20 @@ def test_cache_reuses_a_run_only_while_its_inputs_are_unchanged(case, tmp_path, 
     from dicod_d2.evaluation import tide_analysis
 
     dets = {"flawed": case["flawed"], "shifted": case["shifted"]}
-    fresh = analyze(case["gt"], dets, tmp_path / "fresh", save_pdf=False)
-    first = analyze(case["gt"], dets, tmp_path / "a", save_pdf=False, cache=True)
+    fresh = write_analysis(case["gt"], dets, tmp_path / "fresh", save_pdf=False)
+    first = write_analysis(case["gt"], dets, tmp_path / "a", save_pdf=False, cache=True)
     assert cache_path(case["flawed"]) == tmp_path / "flawed.tide.json" and cache_path(case["flawed"]).is_file()
     assert first["runs"] == fresh["runs"]
 
     calls = []
     real = tide_analysis.analyze_run
     monkeypatch.setattr(tide_analysis, "analyze_run", lambda *a: calls.append(a[1].name) or real(*a))
-    again = analyze(case["gt"], dets, tmp_path / "b", save_pdf=False, cache=True)
+    again = write_analysis(case["gt"], dets, tmp_path / "b", save_pdf=False, cache=True)
     assert calls == [] and again["runs"] == fresh["runs"]  # nothing recomputed, the same summary
 
     _write(case["shifted"], _results(FLAWED))  # new detections under the same path
-    changed = analyze(case["gt"], dets, tmp_path / "c", save_pdf=False, cache=True)
+    changed = write_analysis(case["gt"], dets, tmp_path / "c", save_pdf=False, cache=True)
     assert calls == ["shifted"]
     assert changed["runs"]["shifted"]["main_errors"] == fresh["runs"]["flawed"]["main_errors"]
-    analyze(case["gt"], dets, tmp_path / "d", thresholds=[0.5, 0.75], save_pdf=False, cache=True)
+    write_analysis(case["gt"], dets, tmp_path / "d", thresholds=[0.5, 0.75], save_pdf=False, cache=True)
     assert calls == ["shifted", "flawed", "shifted"]  # other thresholds: both recomputed

@@ -14,6 +14,7 @@ import onnx
 import pytest
 import torch
 from _helpers import REPO, TINY_OVERRIDES
+from demo_pipeline.report import deployable_line  # the demo formats the report line
 
 from dicod_d2.data.datasets import thing_classes
 from dicod_d2.engine.defaults import default_argument_parser
@@ -26,7 +27,7 @@ from dicod_d2.export import (
     compare_detections,
     export_onnx,
 )
-from dicod_d2.export.deployable import deployable_line, deployable_student
+from dicod_d2.export.deployable import deployable_student
 from dicod_d2.export.student import export_student
 from dicod_d2.inference.images import read_image
 from dicod_d2.inference.student import load_student

@@ -271,13 +271,12 @@ def teacher_top1(teacher: Path) -> tuple[float | None, float | None]:
 def tide(s: DemoSettings, runs: Runs) -> dict:
     """TIDE analysis of every student run (``<student>/<variant>_seed<k>``) on the report split."""
     from detectron2.data import MetadataCatalog
-
-    from dicod_d2.evaluation.tide_analysis import analyze
+    from tide_report import write_analysis
 
     gt_json = MetadataCatalog.get(f"{s.dataset_prefix}_{REPORT_SPLIT}").json_file
     dets = {f"{student}/{folder.name}": folder / REPORT_SPLIT / "coco_instances_results.json"
             for student, variants in runs.items() for fs in variants.values() for folder in fs.values()}
-    return analyze(gt_json, dets, s.out_dir / "tide", save_pdf=False, cache=True)  # reruns reuse each run's
+    return write_analysis(gt_json, dets, s.out_dir / "tide", save_pdf=False, cache=True)  # reruns reuse each run's
 
 
 def examples(s: DemoSettings, runs: Runs) -> list[Path]:
@@ -303,7 +302,9 @@ DEPLOY_AP_IMAGES = 200
 def deployable(s: DemoSettings, runs: Runs) -> str:
     """The full DICOD student (first family and seed) exported to ONNX: one report line with its ONNX
     Runtime AP next to PyTorch's (first ``DEPLOY_AP_IMAGES`` test images) and the CPU latency."""
-    from dicod_d2.export.deployable import deployable_line, deployable_student
+    from dicod_d2.export.deployable import deployable_student
+
+    from .report import deployable_line
 
     student = s.students[0]
     folder = runs[student]["dicod"][s.seeds[0]]

@@ -136,3 +136,14 @@ def write_report(path: str | Path, *, title: str, settings: Sequence[str], teach
         *[f"| {k} | {v:.0f} |" for k, v in stage_seconds.items()], "",
     ]
     atomic_write_text(path, "\n".join(parts))
+
+
+def deployable_line(result: dict, threads: int = 1) -> str:
+    """One markdown line from a :func:`~dicod_d2.export.deployable.deployable_student` result (the demo report's
+    "deployable student" line), with the latencies at ``threads``."""
+    pt, ox = result["latency_ms"]["pytorch"][str(threads)], result["latency_ms"]["onnx"][str(threads)]
+    return (f"Deployable student: exported to ONNX ({result['onnx_mb']:.1f} MB; checkpoint "
+            f"{result['checkpoint_mb']:.1f} MB); AP on {result['dataset']}: ONNX Runtime "
+            f"{result['ap']['onnx']:.2f}, PyTorch {result['ap']['pytorch']:.2f}; CPU latency per image "
+            f"({threads} thread{'s' if threads > 1 else ''}, p50 / p90): ONNX Runtime {ox['p50']:.1f} / "
+            f"{ox['p90']:.1f} ms, PyTorch {pt['p50']:.1f} / {pt['p90']:.1f} ms.")
