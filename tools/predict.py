@@ -13,11 +13,47 @@ A DICOD config needs no teacher file: the student is built without its distiller
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
+import os
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 from dicod_d2.cli import report_user_errors
 from dicod_d2.errors import ConfigError
+
+#: file suffixes taken from a folder (a file named explicitly is tried whatever its suffix)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    """Files, folders (their images, sorted, not recursive) and glob patterns → image paths,
+    in the order given, without duplicates.
+
+    Raises:
+        FileNotFoundError: an input that is neither an existing path nor a glob with a match.
+    """
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            found = [p]
+        else:
+            found = sorted(Path(q) for q in glob.glob(item, recursive=True) if os.path.isfile(q))
+            if not found:
+                raise FileNotFoundError(f"input '{item}' is not a file, a folder or a glob that matches "
+                                        "files: check the path.")
+        paths.extend(found)
+    return list(dict.fromkeys(paths))
+
+
+def summary_line(summary) -> str:
+    """One line of a :class:`~dicod_d2.inference.predict.PredictSummary`."""
+    return (f"{summary.images} images predicted, {len(summary.skipped)} skipped, {summary.detections} "
+            f"detections, {summary.seconds:.1f} s")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> None:
-    from dicod_d2.inference.images import expand_inputs
     from dicod_d2.inference.predict import predict_images
 
     if args.onnx and (args.config_file or args.checkpoint):
@@ -70,7 +105,7 @@ def main(args: argparse.Namespace) -> None:
         paths, batch_fn, image_format=image_format, class_names=class_names, category_ids=category_ids,
         output_dir=args.output, score_thresh=args.score_thresh, batch_size=args.batch_size,
     )
-    print(summary.line())
+    print(summary_line(summary))
     for path, _ in summary.skipped:
         print(f"  skipped: {path}")
     print(f"wrote {args.output}/predictions.json")

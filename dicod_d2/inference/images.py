@@ -1,4 +1,4 @@
-"""Inputs of ``tools/predict.py``: expand files, folders and globs; read images like detectron2.
+"""Read images like detectron2 (the inputs of ``tools/predict.py`` and of the evaluations on files).
 
 :func:`read_image` is detectron2's ``read_image`` (EXIF rotation, then conversion to the model's
 channel order; grayscale and RGBA become 3 channels) plus 16-bit images, which PIL would clip to
@@ -6,46 +6,16 @@ white when converting: they are scaled to 8 bits first.
 """
 from __future__ import annotations
 
-import glob
 import os
-from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from detectron2.data.detection_utils import _apply_exif_orientation, convert_PIL_to_numpy
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["IMAGE_SUFFIXES", "UnreadableImage", "expand_inputs", "read_image"]
-
-#: file suffixes taken from a folder (a file named explicitly is tried whatever its suffix)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
-
+__all__ = ["UnreadableImage", "read_image"]
 
 class UnreadableImage(Exception):
     """A file that is not an image PIL can decode; the message names the file and the reason."""
-
-
-def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files, folders (their images, sorted, not recursive) and glob patterns → image paths,
-    in the order given, without duplicates.
-
-    Raises:
-        FileNotFoundError: an input that is neither an existing path nor a glob with a match.
-    """
-    paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            found = [p]
-        else:
-            found = sorted(Path(q) for q in glob.glob(item, recursive=True) if os.path.isfile(q))
-            if not found:
-                raise FileNotFoundError(f"input '{item}' is not a file, a folder or a glob that matches "
-                                        "files: check the path.")
-        paths.extend(found)
-    return list(dict.fromkeys(paths))
 
 
 def read_image(path: str | os.PathLike, image_format: str) -> np.ndarray:

@@ -44,10 +44,6 @@ class PredictSummary:
     detections: int = 0
     seconds: float = 0.0
 
-    def line(self) -> str:
-        return (f"{self.images} images predicted, {len(self.skipped)} skipped, {self.detections} "
-                f"detections, {self.seconds:.1f} s")
-
 
 def torch_batch_fn(detector: StudentDetector, device: str = "cpu") -> BatchFn:
     """A :data:`BatchFn` running ``detector`` in PyTorch on one batch per call."""

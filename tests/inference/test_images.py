@@ -1,27 +1,15 @@
-"""Inputs of tools/predict.py: files, folders and globs; images read like detectron2's read_image
-(EXIF rotation, grayscale, RGBA) plus 16-bit PNGs; a non-image is a typed error naming the file."""
+"""Images read like detectron2's read_image (EXIF rotation, grayscale, RGBA) plus 16-bit PNGs; a
+non-image is a typed error naming the file."""
 import numpy as np
 import pytest
 from PIL import Image
 
-from dicod_d2.inference.images import UnreadableImage, expand_inputs, read_image
+from dicod_d2.inference.images import UnreadableImage, read_image
 
 
 def _save(path, array):
     Image.fromarray(array).save(path)
     return path
-
-
-def test_expand_files_folders_and_globs(tmp_path):
-    (tmp_path / "a").mkdir()
-    rgb = np.zeros((4, 6, 3), np.uint8)
-    a1, a2 = _save(tmp_path / "a/1.png", rgb), _save(tmp_path / "a/2.jpg", rgb)
-    (tmp_path / "a/notes.txt").write_text("x")
-    b = _save(tmp_path / "b.png", rgb)
-    got = expand_inputs([str(tmp_path / "a"), str(tmp_path / "*.png"), str(b)])
-    assert got == [a1, a2, b]  # folder images sorted, text file left out, duplicates once
-    with pytest.raises(FileNotFoundError, match="missing"):
-        expand_inputs([str(tmp_path / "missing*.jpg")])
 
 
 def test_channel_orders_grayscale_and_rgba(tmp_path):

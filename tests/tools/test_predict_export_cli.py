@@ -87,3 +87,21 @@ def test_the_script_reports_bad_input_in_one_line(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: checkpoint 'missing.pth' does not exist")
     assert not (tmp_path / "s.onnx").exists()
+
+
+def _save(path):
+    from PIL import Image
+
+    Image.new("RGB", (6, 4)).save(path)
+    return path
+
+
+def test_expand_files_folders_and_globs(tmp_path):
+    (tmp_path / "a").mkdir()
+    a1, a2 = _save(tmp_path / "a/1.png"), _save(tmp_path / "a/2.jpg")
+    (tmp_path / "a/notes.txt").write_text("x")
+    b = _save(tmp_path / "b.png")
+    got = _tool("predict").expand_inputs([str(tmp_path / "a"), str(tmp_path / "*.png"), str(b)])
+    assert got == [a1, a2, b]  # folder images sorted, text file left out, duplicates once
+    with pytest.raises(FileNotFoundError, match="missing"):
+        _tool("predict").expand_inputs([str(tmp_path / "missing*.jpg")])
