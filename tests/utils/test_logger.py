@@ -9,6 +9,7 @@ from dicod_d2.utils.logger import RUN_LOGGERS, setup_run_logging
 def _setup(out):
     for name in RUN_LOGGERS:
         setup_logger(str(out), name=name)
+    logging.getLogger("detectron2").info("logged during the setup")  # as default_setup does
 
 
 def test_two_setups_leave_the_handlers_of_the_last_run(tmp_path, capsys):
@@ -16,7 +17,9 @@ def test_two_setups_leave_the_handlers_of_the_last_run(tmp_path, capsys):
     propagate = logger.propagate
     try:
         for run in ("a", "b", "a", "c"):  # "a" twice: an output folder seen before
+            capsys.readouterr()
             setup_run_logging(lambda run=run: _setup(tmp_path / run))
+            assert capsys.readouterr().out.count("logged during the setup") == 1, run
             for name in RUN_LOGGERS:
                 assert len(logging.getLogger(name).handlers) == 2, (name, logging.getLogger(name).handlers)
         capsys.readouterr()
