@@ -494,6 +494,11 @@ SPLIT_SHA256: dict[str, dict[str, str]] = {
         "val": "ba56eb8a1b74df6d8684fe31b89d5bbb56aac3a32c5c39607143e82efb197868",
         "test": "ac4740462d8da6b8a7d264557a4d3a601747bbc2030f839638e0a94d7d516ca1",
     },
+    "demo": {
+        "train": "f512d18d66e837796b96e66896daa02c68b17b478896f04cbe83627bf31580d2",
+        "val": "566ae7ae2598518df9fab5f8695e173f73c98427019a51589e8d1187ee833fde",
+        "test": "c47e2714adf96278bc5d910e55aee532c3aa50c8b5d5ebd0adf4abeddd397871",
+    },
 }
 """Preset -> split -> :func:`split_sha256` of the split generated with the preset's settings and
 seed 0 by this generator version with the locked packages (``requirements.lock``): the same bytes
