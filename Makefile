@@ -6,19 +6,34 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dicod-d2-setup
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 PYTEST_WORKERS ?= 2
+LOCK := requirements.lock
+# the lock's resolver, in a throwaway venv; the package indexes and wheel folders of pip's own
+# configuration (e.g. /etc/xdg/pip) are handed to it, so the lock has the wheels pip installs here
+UV_VERSION := 0.13.9
+LOCK_VENV := $(shell mktemp -u /tmp/dicod-d2-lock.XXXXXX)
 
-.PHONY: setup test demo demo-quick lint clean-venv
+.PHONY: setup lock test demo demo-quick lint clean-venv
 
 setup: $(STAMP) $(FASHION_MNIST)
 
-$(STAMP): requirements.txt setup.py tools/install_detectron2.py $(wildcard tools/detectron2_patches/*.patch)
+$(STAMP): $(LOCK) setup.py tools/install_detectron2.py $(wildcard tools/detectron2_patches/*.patch)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip "setuptools>=77.0.3,<81" wheel
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --upgrade pip wheel
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
 	$(PY) tools/install_detectron2.py
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	$(PY) -c "import detectron2.modeling, dicod_d2; print('dicod-d2 environment ready')"
 	touch $(STAMP)
+
+# the exact versions and sha256 of every package, for x86_64 Linux and CPython 3.11, from requirements.txt
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/python -m pip install -q uv==$(UV_VERSION)
+	INDEXES="$$($(PYTHON) -m pip config get global.extra-index-url 2>/dev/null)"; \
+	LINKS="$$($(PYTHON) -m pip config get global.find-links 2>/dev/null)"; \
+	$(LOCK_VENV)/bin/uv pip compile requirements.txt --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --index-strategy unsafe-best-match \
+	  $$(for u in $$INDEXES; do echo --extra-index-url $$u; done) $$(for u in $$LINKS; do echo --find-links $$u; done) \
+	  --custom-compile-command "make lock" -o $(LOCK); status=$$?; rm -rf $(LOCK_VENV); exit $$status
 
 # Fashion-MNIST objects for the built-in FashionDet dataset (Debian package, MIT licence).
 $(FASHION_MNIST):

@@ -3,6 +3,7 @@
 
     python tools/make_fashiondet.py --preset tiny            # -> <root>/fashiondet_tiny
     python tools/make_fashiondet.py --preset demo --root /data/datasets
+    python tools/make_fashiondet.py --preset tiny --verify   # and check its bytes' sha256
 
 The root defaults to $DICOD_DATASETS, else $DETECTRON2_DATASETS, else ./datasets. A split that
 already exists with the same settings is left as it is.
@@ -21,10 +22,13 @@ from dicod_d2.data.datasets import get_data_root
 from dicod_d2.data.fashiondet import (
     PRESET_DIRNAMES,
     PRESETS,
+    SPLIT_SHA256,
     generate_split,
     preset_specs,
     split_is_current,
+    verify_fashiondet,
 )
+from dicod_d2.errors import ConfigError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,11 +40,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--val-images", type=int, default=None,
                    help="override the preset's count of the val and test splits")
     p.add_argument("--image-size", type=int, default=None, help="image side in pixels (256)")
+    p.add_argument("--verify", action="store_true",
+                   help="check the splits' sha256 against the reference ones (seed 0, the preset's "
+                   f"settings; presets {', '.join(sorted(SPLIT_SHA256))})")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict[str, Path]:
     args = parse_args(argv)
+    if args.verify and (args.seed or args.train_images or args.val_images or args.image_size):
+        raise ConfigError("--verify checks the preset's own splits: drop --seed, --train-images, "
+                          "--val-images and --image-size")
     overrides = {"image_size": args.image_size} if args.image_size else {}
     specs = preset_specs(args.preset, args.seed, args.train_images, args.val_images, **overrides)
     out_dir = (args.root if args.root is not None else get_data_root()) / PRESET_DIRNAMES[
@@ -59,6 +69,9 @@ def main(argv=None) -> dict[str, Path]:
             f"{action}: {json_file}, {out_dir / split}/"
             + ("" if up_to_date else f" ({1000 * seconds / spec.num_images:.1f} ms/image)")
         )
+    if args.verify:
+        for split, digest in verify_fashiondet(out_dir, args.preset).items():
+            print(f"{split}: sha256 {digest} (the reference)")
     return written
 
 

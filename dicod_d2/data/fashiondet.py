@@ -27,6 +27,7 @@ from __future__ import annotations
 import colorsys
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..utils.io import atomic_write_text
 from .fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 
@@ -485,6 +486,63 @@ def generate_split(out_dir: str | os.PathLike, split: str, spec: FashionDetSpec)
         if tmp_dir.exists():
             shutil.rmtree(tmp_dir)
     return json_file
+
+
+SPLIT_SHA256: dict[str, dict[str, str]] = {
+    "tiny": {
+        "train": "86a10f70b0fd0e8e25c9bf1322ba77d0e985d8a4e4acfd4897cce2b255f24676",
+        "val": "ba56eb8a1b74df6d8684fe31b89d5bbb56aac3a32c5c39607143e82efb197868",
+        "test": "ac4740462d8da6b8a7d264557a4d3a601747bbc2030f839638e0a94d7d516ca1",
+    },
+    "demo": {
+        "train": "f512d18d66e837796b96e66896daa02c68b17b478896f04cbe83627bf31580d2",
+        "val": "566ae7ae2598518df9fab5f8695e173f73c98427019a51589e8d1187ee833fde",
+        "test": "c47e2714adf96278bc5d910e55aee532c3aa50c8b5d5ebd0adf4abeddd397871",
+    },
+}
+"""Preset -> split -> :func:`split_sha256` of the split generated with the preset's settings and
+seed 0 by this generator version with the locked packages (``requirements.lock``): the same bytes
+on every machine. A generator change that alters them updates these digests with
+``GENERATOR_VERSION``."""
+
+
+class DataDigestError(DataError):
+    """A generated FashionDet split whose bytes are not the reference ones."""
+
+
+def split_sha256(out_dir: str | os.PathLike, split: str) -> str:
+    """sha256 (hex) of a split's bytes: its annotations json, then its ``*.jpg`` images in file-name
+    order, each fed as ``<name>\\0<size>\\0<bytes>`` so that names and boundaries count too."""
+    json_file, image_root = split_paths(out_dir, split)
+    digest = hashlib.sha256()
+    for path in [json_file, *sorted(image_root.glob("*.jpg"))]:
+        data = path.read_bytes()
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def verify_fashiondet(out_dir: str | os.PathLike, preset: str) -> dict[str, str]:
+    """Check the splits of ``preset`` (generated with seed 0) in ``out_dir`` against
+    :data:`SPLIT_SHA256`; returns ``{split: sha256}``.
+
+    Raises:
+        DataDigestError: a split's bytes differ (names the split's json and image folder).
+    """
+    if preset not in SPLIT_SHA256:
+        raise ConfigError(f"no reference digests for FashionDet preset '{preset}'; "
+                          f"choose one of {sorted(SPLIT_SHA256)}.")
+    found = {}
+    for split, expected in SPLIT_SHA256[preset].items():
+        found[split] = split_sha256(out_dir, split)
+        if found[split] != expected:
+            json_file, image_root = split_paths(out_dir, split)
+            raise DataDigestError(
+                f"FashionDet {preset} split '{split}' ({json_file}, {image_root}/*.jpg) has sha256 "
+                f"{found[split]}, not the reference {expected}: install the locked environment "
+                f"(make setup), delete '{out_dir}' and generate it again (tools/make_fashiondet.py --preset {preset})."
+            )
+    return found
 
 
 def generate_fashiondet(

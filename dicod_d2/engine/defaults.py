@@ -16,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..data.coco_json import check_registered
 from ..errors import ConfigError
 from ..utils.io import ensure_writable_dir
+from ..utils.logger import setup_run_logging
 from .launch import DEFAULT_RENDEZVOUS_TIMEOUT
 
 
@@ -75,15 +76,20 @@ def setup(cfg, args) -> None:
 
     ``default_setup`` creates the output folder, sets up logging, logs the environment and the
     config, saves the config as ``config.yaml`` and seeds the RNGs with ``train.seed`` (+ rank);
-    the ``dicod_d2`` logger then writes to the same log.
+    the ``dicod_d2`` logger then writes to the same log. The loggers keep one console and one
+    file handler however many trainings the process runs (:func:`~dicod_d2.utils.logger.setup_run_logging`).
     """
     cfg.train.device = resolve_device(cfg.train.get("device", "auto"))
     if cfg.train.amp.enabled and cfg.train.device == "cpu":
         raise ConfigError("train.amp.enabled=True needs CUDA (detectron2's AMPTrainer); set it to False")
     check_registered(config_dataset_names(cfg))
     ensure_writable_dir(Path(cfg.train.output_dir), option="train.output_dir")
-    _d2_default_setup(cfg, args)
-    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="dicod_d2")
+
+    def run_setup():
+        _d2_default_setup(cfg, args)
+        setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="dicod_d2")
+
+    setup_run_logging(run_setup)
     if cfg.train.device == "cpu" and comm.get_world_size() == 1 and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(os.cpu_count() or 1)
 
