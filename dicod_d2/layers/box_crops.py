@@ -166,10 +166,11 @@ def crop_boxes_differentiable(
     one copy of the batch) and the grids of all boxes, each offset to its image's rows, are stacked
     along the height axis ([1, N·s, s, 2], :func:`_mosaic_grid`). No per-box copy of the image:
     memory is O(N·s²) plus the batch. The mosaic's normalised row coordinate spans B·(H + 2) pixels,
-    so its float rounding is that of an image of that height. The only gradient that differs from a
-    per-image ``grid_sample`` is on a sample exactly on the centre of an image's first row (a box
-    with ``y1 = 0`` and height ``s``): there it is the one-sided difference to the next row, where
-    the sampler's border clipping gives zero.
+    so its float rounding is that of an image of that height. Where a sample falls exactly on a
+    pixel row's centre (a kink of bilinear interpolation, e.g. integer ``y1`` with box height ``s``),
+    the gradient w.r.t. ``y1`` / ``y2`` is one of the two one-sided derivatives, and the rounding of
+    the mosaic coordinate may pick the other one than a per-image sampler would; on the first row of
+    an image it is the difference to the next row where the sampler's border clipping gives zero.
     """
     _check_inputs(images, boxes, batch_index, size)
     size = int(size)
