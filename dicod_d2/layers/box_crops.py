@@ -21,12 +21,13 @@ size, are zero (the box centre still gets a gradient); they are never NaN.
 ``aligned=True, sampling_ratio=1``: one bilinear sample per output bin, at the bin centre, which are the
 points of an affine-grid crop with ``align_corners=False``.
 
-``crop_boxes_differentiable`` (gradient w.r.t. boxes and images; the KD_loc crops) builds an affine
-sampling grid per box and calls ``F.grid_sample`` once per image on the grids of that image's boxes
-concatenated along the height axis (grid ``[1, N_i·size, size, 2]``). The image is never copied per
-box: memory is O(N · size²) for the grids and crops, plus the batch itself (also for the gradient
-w.r.t. the images). Boxes grouped by image (``batch_index`` non-decreasing, as the students pass their
-positives) need no reordering of the grids or the crops.
+``crop_boxes_differentiable`` (gradient w.r.t. boxes and images; the KD_loc crops) lays the batch out
+as one mosaic image [1, C, B·H, W] (the images top to bottom) and calls ``F.grid_sample`` ONCE on the
+grids of all boxes concatenated along the height axis (grid ``[1, N·s, s, 2]``), each box's rows
+offset to its image and clamped to it so that no sample reaches a neighbouring image. The number of
+operators is the same for any number of images and boxes, and nothing is read back to the host. The
+image is never copied per box: memory is O(N · size²) for the grids and crops, plus one copy of the
+batch (also for the gradient w.r.t. the images).
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def _check_inputs(images: Tensor, boxes: Tensor, batch_index: Tensor, size: int)
         raise ValueError(f"batch_index must be a long tensor, got {batch_index.dtype}.")
     # the range check reads the values: only where that costs no device synchronisation (CPU)
     on_cpu = batch_index.device.type == "cpu"
-    if on_cpu and batch_index.numel() and (batch_index.min() < 0 or batch_index.max() >= images.shape[0]):
+    if on_cpu and batch_index.numel() and ((batch_index < 0) | (batch_index >= images.shape[0])).any():
         raise ValueError(
             f"batch_index values must lie in [0, {images.shape[0] - 1}] (the batch has "
             f"{images.shape[0]} images), got [{int(batch_index.min())}, {int(batch_index.max())}]."
@@ -110,18 +111,40 @@ def crop_boxes_roi_align(images: Tensor, boxes: Tensor, batch_index: Tensor, siz
     )
 
 
-def _sampling_grid(boxes: Tensor, height: int, width: int, size: int) -> Tensor:
-    """Normalised ``grid_sample`` grid [N, s, s, 2] (x, y in [-1, 1], align_corners=False) of prepared boxes."""
+def _mosaic(images: Tensor) -> Tensor:
+    """The batch [B, C, H, W] as one image [1, C, B·(H + 2), W]: the images top to bottom, each with
+    its first and last row repeated above and below it (one copy of the batch).
+
+    The repeated rows play ``grid_sample``'s border padding at the top and bottom of every image, so
+    a sample within half a pixel of an image's edge never reaches the neighbouring image.
+    """
+    num_images, channels, height, width = images.shape
+    by_channel = images.transpose(0, 1)  # [C, B, H, W] view
+    padded = torch.cat([by_channel[:, :, :1], by_channel, by_channel[:, :, -1:]], dim=2)  # [C, B, H+2, W]
+    return padded.view(1, channels, num_images * (height + 2), width)
+
+
+def _mosaic_grid(boxes: Tensor, batch_index: Tensor, num_images: int, height: int, width: int,
+                 size: int) -> Tensor:
+    """``grid_sample`` grid [1, N·s, s, 2] (x, y in [-1, 1], align_corners=False) over :func:`_mosaic`
+    for the prepared ``boxes``; box ``k`` fills rows ``k·s … k·s + s − 1``.
+
+    Output pixel ``j`` of a box ``[x1, x2]`` samples at ``x1 + (j + 0.5)(x2 − x1)/s``; in the
+    mosaic, pixel row ``y`` (continuous, centres at ``i + 0.5``) of image ``b`` lies at
+    ``y + b·(H + 2) + 1``.
+    """
     steps = (torch.arange(size, device=boxes.device, dtype=boxes.dtype) + 0.5) / size  # [s]
     x1, y1, x2, y2 = boxes.unbind(dim=1)
+    offset = batch_index.to(boxes.dtype) * (height + 2) + 1.0  # [N] mosaic row of each image's row 0
     xs = x1[:, None] + steps[None, :] * (x2 - x1)[:, None]  # [N, s] pixel coordinates
-    ys = y1[:, None] + steps[None, :] * (y2 - y1)[:, None]
+    ys = y1[:, None] + steps[None, :] * (y2 - y1)[:, None] + offset[:, None]
     u = xs * (2.0 / width) - 1.0
-    v = ys * (2.0 / height) - 1.0
+    v = ys * (2.0 / (num_images * (height + 2))) - 1.0
     n = boxes.shape[0]
-    return torch.stack(
-        [u[:, None, :].expand(n, size, size), v[:, :, None].expand(n, size, size)], dim=-1
-    )
+    grid = torch.cat(
+        [u[:, None, :, None].expand(n, size, size, 1), v[:, :, None, None].expand(n, size, size, 1)], dim=3
+    )  # [N, s, s, 2]
+    return grid.view(1, n * size, size, 2)
 
 
 def crop_boxes_differentiable(
@@ -135,39 +158,32 @@ def crop_boxes_differentiable(
         batch_index: [N] long, the image of each box.
         size: output side ``s`` in pixels.
     Returns:
-        [N, C, s, s] crops in the order of ``boxes``, same dtype/device as ``images``.
+        [N, C, s, s] crops in the order of ``boxes`` (a view of the sampler's output, not
+        contiguous), same dtype/device as ``images``.
 
-    One ``grid_sample`` call per image with the grids of its boxes stacked along the height axis
-    ([1, N_i·s, s, 2]); no per-box copy of the image (memory O(N·s²)). Boxes grouped by image
-    (non-decreasing ``batch_index``) are cropped as they come; otherwise they are sorted by image and
-    the crops put back in the order of ``boxes``.
+    ONE ``grid_sample`` call for all the boxes of the batch, in any order and whatever the number of
+    images, with no host read: the images are laid out top to bottom as one mosaic (:func:`_mosaic`,
+    one copy of the batch) and the grids of all boxes, each offset to its image's rows, are stacked
+    along the height axis ([1, N·s, s, 2], :func:`_mosaic_grid`). No per-box copy of the image:
+    memory is O(N·s²) plus the batch. The mosaic's normalised row coordinate spans B·(H + 2) pixels,
+    so its float rounding is that of an image of that height. Where a sample falls exactly on a
+    pixel row's centre (a kink of bilinear interpolation, e.g. integer ``y1`` with box height ``s``),
+    the gradient w.r.t. ``y1`` / ``y2`` is one of the two one-sided derivatives, and the rounding of
+    the mosaic coordinate may pick the other one than a per-image sampler would; on the first row of
+    an image it is the difference to the next row where the sampler's border clipping gives zero.
     """
     _check_inputs(images, boxes, batch_index, size)
     size = int(size)
     num_images, channels, height, width = images.shape
-    if boxes.shape[0] == 0:
+    num_boxes = boxes.shape[0]
+    if num_boxes == 0:
         return images.new_zeros((0, channels, size, size))
     prepared = prepare_boxes(boxes.to(images.dtype), height, width)
-    # one host read of the per-image counts and of the grouping (the split needs the counts anyway)
-    counts_t = torch.bincount(batch_index, minlength=num_images)
-    grouped_t = (batch_index[1:] >= batch_index[:-1]).all()
-    values = torch.cat([counts_t, grouped_t.long().view(1)]).tolist()
-    counts, grouped = values[:-1], bool(values[-1])
-    order = None if grouped else torch.argsort(batch_index, stable=True)
-    if order is not None:
-        prepared = prepared[order]
-    pieces = []
-    for b, boxes_b in enumerate(torch.split(prepared, counts)):
-        n = boxes_b.shape[0]
-        if n == 0:
-            continue
-        sampled = F.grid_sample(
-            images[b : b + 1],
-            _sampling_grid(boxes_b, height, width, size).reshape(1, n * size, size, 2),
-            mode="bilinear",
-            padding_mode="border",
-            align_corners=False,
-        )  # [1, C, n·s, s]
-        pieces.append(sampled.reshape(channels, n, size, size).transpose(0, 1))
-    crops = torch.cat(pieces)
-    return crops if order is None else crops[torch.argsort(order)]
+    sampled = F.grid_sample(
+        _mosaic(images),
+        _mosaic_grid(prepared, batch_index, num_images, height, width, size),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=False,
+    )  # [1, C, N·s, s]
+    return sampled.view(channels, num_boxes, size, size).transpose(0, 1)

@@ -214,3 +214,32 @@ def test_differentiable_crop_memory_is_independent_of_image_copies():
     crop_bytes = 512 * 3 * size * size * 4
     assert largest < 8 * crop_bytes + image.numel() * 4, largest  # O(N s^2) + one image gradient
     assert elapsed < 10.0
+
+
+def _operator_calls(images, boxes, batch_index, size):
+    """Per operator name, the calls the profiler records for a crop's forward and backward to the boxes
+    (every ``aten::`` operator, nested ones included). As in training, the images need no gradient."""
+    boxes = boxes.clone().requires_grad_()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        crop_boxes_differentiable(images, boxes, batch_index, size).sum().backward()
+    return {e.key: e.count for e in prof.key_averages() if e.key.startswith("aten::")}
+
+
+def test_differentiable_crop_launches_the_same_operators_for_any_number_of_images():
+    """One sampler call for the whole batch: the operators do not grow with the images or the boxes,
+    and nothing is read back to the host (no ``item`` / ``nonzero`` / ``bincount``)."""
+    g = torch.Generator().manual_seed(0)
+    calls = {}
+    for num_images in (1, 2, 8):
+        images = torch.rand(num_images, 3, 20, 24, generator=g)
+        xy = torch.rand(16, 2, generator=g) * 15
+        boxes = torch.cat([xy, xy + 2 + torch.rand(16, 2, generator=g) * 8], 1)
+        index = torch.randint(0, num_images, (16,), generator=g)  # interleaved, some images without boxes
+        calls[num_images] = _operator_calls(images, boxes, index, 5)
+    assert calls[1] == calls[2] == calls[8]
+    assert calls[8]["aten::grid_sampler_2d"] == calls[8]["aten::grid_sampler_2d_backward"] == 1
+    host_reads = ("aten::item", "aten::_local_scalar_dense", "aten::nonzero", "aten::bincount")
+    # the batch_index range check reads one value, on CPU only (costs no device synchronisation)
+    assert sum(calls[8].get(name, 0) for name in host_reads) <= 2
+    more_boxes = _operator_calls(images, torch.cat([boxes, boxes]), torch.cat([index, index]), 5)
+    assert more_boxes == calls[8]

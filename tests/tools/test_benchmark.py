@@ -168,9 +168,31 @@ def test_step_time_comes_from_an_uninstrumented_step_when_asked(tmp_path, monkey
     assert model.distiller is None and "logits" not in vars(distiller.teacher)
 
 
-def test_profile_section_ranks_operators_and_counts_the_data_dependent_calls(tmp_path):
+def test_profile_counts_host_reads_and_top_level_operator_launches():
+    from benchmarking.profile import count_calls
+    from torch.profiler import ProfilerActivity, profile
+
+    x = torch.tensor([3.0, -1.0, 3.0, 2.0])
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(2):  # two "steps"
+            float(x.sum())  # a scalar read
+            x[x > 0]  # boolean-mask indexing: a nonzero inside aten::index
+            torch.unique(x)  # output size depends on the values
+            torch.nn.functional.linear(x[None], torch.ones(2, 4))  # calls other operators inside
+    counts = count_calls(prof.events(), steps=2)
+    assert counts["host_reads_by_op"] == {"aten::_local_scalar_dense": 1, "aten::_unique2": 1, "aten::nonzero": 1}
+    per_step = counts["per_step"]
+    assert per_step["host_reads"] == 3
+    # sum, item, gt, index, _unique2, unsqueeze (x[None]), ones, linear: the operators called from
+    # Python, not those they call inside (nonzero, mm, ...)
+    assert per_step["operator_launches"] == 8
+    assert per_step["kernel_launches"] == per_step["host_syncs"] == 0  # CPU
+
+
+def test_profile_section_reports_host_reads_and_launches_per_student(tmp_path, capsys):
     out = tmp_path / "p.json"
     assert _tool().main(["--quick", "--sections", "profile", "--students", "faster_rcnn", "--out", str(out)]) == 0
+    assert "| host_reads |" in capsys.readouterr().out
     res = json.loads(out.read_text())["profile"]["faster_rcnn"]
     assert res["status"] == "ok" and set(res["variants"]) == {"baseline", "dicod"}
     base, dicod = res["variants"]["baseline"], res["variants"]["dicod"]
@@ -178,6 +200,10 @@ def test_profile_section_ranks_operators_and_counts_the_data_dependent_calls(tmp
         times = [op["self_s_per_step"] for op in v["top_ops"]]
         assert times and times == sorted(times, reverse=True) and all(t > 0 for t in times)
         assert all(op["calls_per_step"] > 0 for op in v["top_ops"])
-    # the distiller adds data-dependent reads (torch.unique, the crop's per-image counts) to the step
-    assert dicod["per_step"]["data_dependent_ops"] > base["per_step"]["data_dependent_ops"]
+        assert v["per_step"]["operator_launches"] > 100
+        assert v["per_step"]["host_reads"] == pytest.approx(sum(v["host_reads_by_op"].values()))
+    for label, diff in res["dicod_minus_baseline"].items():
+        assert diff == pytest.approx(dicod["per_step"][label] - base["per_step"][label])
+    # the distiller runs the teacher and the crops: more operators in the step
+    assert res["dicod_minus_baseline"]["operator_launches"] > 0
     assert dicod["per_step"]["kernel_launches"] == base["per_step"]["kernel_launches"] == 0  # CPU

@@ -117,7 +117,8 @@ def bench_crop_levers(
     * ``gt_crop_calls``: the KD_cls crops of ``num_crops`` boxes over ``num_images`` images with one
       ``roi_align`` call (the project) vs one call per image.
     * ``loc_crop_order``: the KD_loc crop (forward + backward to the boxes) of the same boxes
-      grouped by image (the students' order: no reordering) vs interleaved (sorted, then put back).
+      grouped by image (the students' order) vs interleaved; one sampler call serves any order, so
+      the two should take the same time.
     * ``teacher_chunk_size``: ``teacher.logits`` on ``num_crops`` crops per chunk size (+ peak memory).
     * ``teacher_weight_grad``: the KD_loc predicted branch (teacher features to ``loc_layers`` +
       backward) with the teacher's weights ``requires_grad=False`` (the project) vs True (the
