@@ -90,7 +90,7 @@ def teachers(tmp_path_factory) -> dict[str, str]:
 
 
 VARIANT_NAMES = tuple(VARIANTS)
-FASHIONDET_STUDENTS = ("faster_rcnn", "faster_rcnn_mobilenetv2", "faster_rcnn_qr50", "retinanet", "ssd")
+FASHIONDET_STUDENTS = ("faster_rcnn", "faster_rcnn_lite0", "faster_rcnn_mobilenetv2", "faster_rcnn_qr50", "retinanet", "ssd")
 
 
 def test_configs_found():

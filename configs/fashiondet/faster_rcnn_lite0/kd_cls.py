@@ -1,0 +1,7 @@
+# FashionDet Faster R-CNN student, ImageNet-initialised Lite0 backbone: the "kd_cls" DICOD variant
+# (paper, Section 4) of baseline.py.
+# Teacher file: model.distiller.teacher.path=... (default: the FashionDet teacher config's output).
+from ...common.recipes import FASHIONDET_TEACHER, dicod_variant
+from .baseline import dataloader, lr_multiplier, model, optimizer, train
+
+dicod_variant(model, train, "kd_cls", FASHIONDET_TEACHER)
