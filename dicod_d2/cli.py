@@ -11,7 +11,7 @@ from .config.lazy import load_config, resolve_config_path
 from .data.coco_json import register_coco_json  # importing dicod_d2.data registers FashionDet
 from .engine.defaults import default_argument_parser
 from .engine.interrupt import TrainingInterrupted
-from .engine.launch import launch
+from .engine.launch import check_topology, launch
 from .errors import USER_ERRORS
 from .utils.output_lock import OutputFolderLock
 
@@ -53,6 +53,7 @@ def run_cli(main: Callable, description: str, argv: list[str] | None = None) -> 
         args.config_file = str(resolve_config_path(args.config_file))
         for name, json_file, image_root in args.register_coco:  # bad paths fail before the launch
             register_coco_json(name, json_file, image_root)
+        check_topology(args.num_gpus, args.num_machines, args.machine_rank, args.dist_url)
         # machine 0's launcher holds train.output_dir (its processes write it) for the whole run
         output_dir = load_config(args.config_file, args.opts).train.output_dir
         with OutputFolderLock(output_dir) if args.machine_rank == 0 else contextlib.nullcontext():

@@ -281,3 +281,49 @@ def test_eval_only_of_a_dicod_config_needs_no_teacher_file(capsys, tmp_path, tin
                    f"train.init_checkpoint={baseline}", f"train.output_dir={tmp_path}/o")
     assert rc == 0, err
     assert (tmp_path / "o/coco_instances_results.json").is_file()
+
+
+def _teacher_main():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_teacher", REPO / "tools/train_teacher.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+TOOLS = {"student": (main, CONFIG), "teacher": (None, "configs/teacher/fashiondet/resnet_tiny_56_general_ce_fl.py")}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+@pytest.mark.parametrize("case, message", [
+    ("not_json", "is not a JSON file (Expecting value: line 1 column 1 (char 0))"),
+    ("unknown_category", "has annotations whose category_id (99) is not the id of an entry of its 'categories'"),
+    ("no_annotations", "has no annotations: nothing to train on or evaluate"),
+])
+def test_bad_own_coco_json_in_one_line(capsys, tmp_path, tiny_fashiondet, tool, case, message):
+    own = copy_as_own_coco(tiny_fashiondet, tmp_path / "own")
+    data = json.loads(own["train"].read_text())
+    if case == "not_json":
+        own["train"].write_text("images,annotations\n1,2\n")
+    else:
+        data["annotations"] = [] if case == "no_annotations" else [{**data["annotations"][0], "category_id": 99}]
+        own["train"].write_text(json.dumps(data))
+    tool_main, config = TOOLS[tool]
+    name = f"mine_{tool}_{case}"  # a name is registered once per process
+    argv = ["--config-file", config, "--register-coco", name, str(own["train"]), str(own["images"]),
+            *TINY_OVERRIDES, f"dataloader.train.dataset.names={name}", "train.max_iter=1",
+            f"train.output_dir={tmp_path}/o"]
+    rc = run_cli(tool_main or _teacher_main(), "test", argv)
+    err = (capsys.readouterr().err.strip().splitlines() or [""])[-1]
+    assert rc == 1
+    assert err.startswith(f"error: annotation file '{own['train']}' of dataset '{name}' {message}"), err
+
+
+def test_register_coco_with_two_values(capsys, tmp_path, tiny_fashiondet):
+    own = copy_as_own_coco(tiny_fashiondet, tmp_path / "own")
+    rc, err = _cli(capsys, "--config-file", CONFIG, "--register-coco", "mine", str(own["train"]),
+                   "train.max_iter=1", f"train.output_dir={tmp_path}/o")
+    assert rc == 1
+    assert err.startswith("error: --register-coco takes three values, NAME JSON IMAGE_DIR; 'train.max_iter=1' "
+                          "looks like a key=value override")
