@@ -129,6 +129,34 @@ def _batches(build, start_at, start_iter):
         yield batch
 
 
+def report_divergence_with_losses(trainer) -> None:
+    """Make ``trainer`` report a divergence found in the model's forward as detectron2 reports a
+    non-finite loss: the iteration and the loss dict.
+
+    Faster R-CNN's proposal generator raises ``FloatingPointError("Predicted boxes or scores contain
+    Inf/NaN...")`` when its weights became infinite, before any loss is computed; RetinaNet and SSD
+    get to a non-finite loss, which detectron2 reports with the iteration and the loss dict. Here
+    the first kind is raised again with the iteration and the losses of the iteration before (the
+    last ones logged).
+    """
+    run_step = trainer.run_step
+
+    def step():
+        try:
+            run_step()
+        except FloatingPointError as e:
+            if "Loss became infinite or NaN" in str(e):
+                raise
+            histories = trainer.storage.histories()
+            losses = {k: h.latest() for k, h in histories.items() if k == "total_loss" or k.startswith("loss")}
+            raise FloatingPointError(
+                f"Loss became infinite or NaN at iteration={trainer.iter}! (the model's predictions "
+                f"did: {e})\nloss_dict of iteration {trainer.iter - 1} = {losses}"
+            ) from e
+
+    trainer.run_step = step
+
+
 def do_train(args, cfg):
     """Train with detectron2's hooks: timer, LR schedule, checkpoints, evaluation, writers."""
     model = build_model(cfg)
@@ -140,6 +168,7 @@ def do_train(args, cfg):
 
     model = create_ddp_model(model, **cfg.train.ddp)
     trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, batches, optim)
+    report_divergence_with_losses(trainer)
     checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     trainer.register_hooks(
         [
