@@ -8,8 +8,9 @@
     python tools/demo.py ... --seeds 0 1 2 --ablation --ablation-seeds 0   # single-term students: seed 0
     python tools/demo.py --quick             # tiny split, short schedules (~3 min; what CI runs)
 
-Settings are chosen on FashionDet val; ``<out>/report.md`` reports every number on FashionDet test
-(val beside it), with the tables, figures, example detections and commands. Finished
+Settings are chosen on FashionDet val; ``<out>/report_<families>.md`` (e.g. ``report_faster_rcnn.md``,
+linked from ``<out>/report.md``) reports every number on FashionDet test (val beside it), with the
+tables, figures, example detections and commands; a run of other families writes its own report. Finished
 stages (teacher, each student) are reused when run again with the same settings.
 """
 import argparse

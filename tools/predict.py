@@ -82,7 +82,7 @@ def main(args: argparse.Namespace) -> None:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}.")
     paths = expand_inputs(args.input)
     if args.onnx:
-        from dicod_d2.export.onnx import OnnxDetector
+        from dicod_d2.export.onnx import OnnxDetector, OnnxRunError
 
         detector = OnnxDetector(args.onnx)
         image_format, class_names, category_ids = (detector.input_format, detector.class_names,
@@ -90,6 +90,7 @@ def main(args: argparse.Namespace) -> None:
 
         def batch_fn(images):
             return [detector(im) for im in images]
+        run_errors = (OnnxRunError,)  # skip an image ONNX Runtime fails on, as an unreadable one
     else:
         from dicod_d2.engine.defaults import resolve_device
         from dicod_d2.inference.predict import torch_batch_fn
@@ -101,9 +102,11 @@ def main(args: argparse.Namespace) -> None:
         image_format, class_names, category_ids = (student.input_format, student.class_names,
                                                    student.category_ids)
         batch_fn = torch_batch_fn(student.detector, device)
+        run_errors = ()  # a PyTorch failure is a bug: its traceback
     summary = predict_images(
         paths, batch_fn, image_format=image_format, class_names=class_names, category_ids=category_ids,
         output_dir=args.output, score_thresh=args.score_thresh, batch_size=args.batch_size,
+        run_errors=run_errors,
     )
     print(summary_line(summary))
     for path, _ in summary.skipped:

@@ -18,7 +18,13 @@ from dicod_d2.cli import run_cli
 from dicod_d2.config.lazy import load_config
 from dicod_d2.engine.defaults import create_ddp_model, setup
 from dicod_d2.engine.teacher_export import load_classifier_weights
-from dicod_d2.engine.train_loop import build_model, check_eval_only_checkpoint, do_test, do_train
+from dicod_d2.engine.train_loop import (
+    build_model,
+    check_eval_only_checkpoint,
+    check_iterations,
+    do_test,
+    do_train,
+)
 
 
 def main(args):
@@ -26,6 +32,8 @@ def main(args):
     cfg = load_config(args.config_file, args.opts)
     if args.eval_only:
         check_eval_only_checkpoint(cfg, "<teacher.pth or model_*.pth>")
+    else:
+        check_iterations(cfg, args.resume)
     setup(cfg, args)
     if args.eval_only:
         # the checkpoint replaces the init weights; their normalisation (e.g. EfficientNet-Lite's

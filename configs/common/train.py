@@ -2,6 +2,9 @@
 train = dict(
     output_dir="./output",
     init_checkpoint="",
+    # True: load only the weights of init_checkpoint that fit the model (e.g. a backbone), logging
+    # the others; False: a checkpoint of another model is an error
+    init_checkpoint_partial=False,
     max_iter=90000,
     seed=0,  # RNG seed (+ process rank); a negative value picks a random one
     amp=dict(enabled=False),  # automatic mixed precision (CUDA only)

@@ -119,3 +119,18 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictC
     """Load a LazyConfig file (see :func:`resolve_config_path`) and apply strict overrides."""
     cfg = LazyConfig.load(str(resolve_config_path(path)))
     return apply_overrides(cfg, list(overrides))
+
+
+def drop_distiller(cfg: DictConfig) -> str | None:
+    """Set ``cfg.model.distiller`` to None: a student that evaluates or predicts needs neither its
+    distiller nor its teacher (which only add training losses), so no teacher file is read.
+
+    Returns the teacher file it named ("-" for the control's teacher-free distiller), or None when
+    the config has no distiller.
+    """
+    distiller = OmegaConf.select(cfg, "model.distiller", default=None)
+    if distiller is None:
+        return None
+    teacher = distiller.get("teacher", None)
+    cfg.model.distiller = None
+    return "-" if teacher is None else str(teacher.get("path", "-"))

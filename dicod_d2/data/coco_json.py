@@ -12,6 +12,7 @@ file cut after its header is skipped when it is decoded
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 from pathlib import Path
@@ -21,7 +22,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +73,42 @@ def check_images(dataset_dicts: Iterable[dict], dataset_name: str) -> None:
         )
 
 
+def json_problem(json_file: str) -> str:
+    """Why detectron2's ``load_coco_json`` failed on ``json_file``: not JSON, not a COCO detection
+    json (missing ``images`` / ``annotations`` / ``categories``), or annotations whose
+    ``category_id`` is not among the categories; "" when none of these is the cause."""
+    try:
+        with open(json_file, encoding="utf-8") as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"is not a JSON file ({one_line(str(e))})"
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
+                                             for k in ("images", "annotations", "categories")):
+        return "is not a COCO detection json: it needs the lists 'images', 'annotations' and 'categories'"
+    known = {c.get("id") for c in data["categories"] if isinstance(c, dict)}
+    unknown = sorted({str(a.get("category_id")) for a in data["annotations"]
+                      if isinstance(a, dict) and a.get("category_id") not in known})
+    if unknown:
+        return (f"has annotations whose category_id ({', '.join(unknown[:_LISTED])}"
+                f"{', ...' if len(unknown) > _LISTED else ''}) is not the id of an entry of its "
+                f"'categories' (ids {sorted(known, key=str)[:10]})")
+    return ""
+
+
 def _checked_loader(name: str, json_file: str, image_root: str):
     def load() -> list[dict]:
-        dicts = load_coco_json(json_file, image_root, name)
+        try:
+            dicts = load_coco_json(json_file, image_root, name)
+        except Exception as e:
+            problem = json_problem(json_file)
+            if not problem:
+                raise  # not the json's content: a bug, with its traceback
+            raise DataError(f"annotation file '{json_file}' of dataset '{name}' {problem}. Fix the file.") from e
+        if not any(d.get("annotations") for d in dicts):
+            raise DataError(
+                f"annotation file '{json_file}' of dataset '{name}' has no annotations: nothing to "
+                "train on or evaluate. Give a json with annotated objects."
+            )
         check_images(dicts, name)
         return dicts
 
@@ -87,11 +121,21 @@ def register_coco_json(name: str, json_file: str | os.PathLike, image_root: str 
     Registering the same name with the same files again does nothing (every launched process
     registers the datasets of the command line).
 
+    Loading the dataset raises :class:`DataError` naming the json when it is not JSON, not a COCO
+    detection json, has annotations of unknown categories or none at all.
+
     Raises:
         FileNotFoundError: the json or the image folder does not exist.
+        ConfigError: a value looks like a ``key=value`` override (fewer than three values given).
         DataError: ``name`` is already registered with other files (e.g. a built-in dataset).
     """
     json_file, image_root = str(Path(json_file)), str(Path(image_root))
+    for value in (json_file, image_root):
+        if "=" in value and not os.path.exists(value):
+            raise ConfigError(
+                f"--register-coco takes three values, NAME JSON IMAGE_DIR; '{value}' looks like a "
+                "key=value override: give the dataset's name, json file and image folder before it"
+            )
     if not os.path.isfile(json_file):
         raise FileNotFoundError(f"annotation file '{json_file}' of dataset '{name}' does not exist")
     if not os.path.isdir(image_root):

@@ -56,6 +56,43 @@ class AtomicCheckpointer(DetectionCheckpointer):
                             named, state, complete[-1])
         return complete[-1]
 
+    def load_fitting(self, path: str, *, model_name: str, partial: bool = False,
+                     fix: str = "Use the config the model was trained with.") -> None:
+        """Load the model weights of checkpoint ``path`` (not its optimizer, scheduler, iteration),
+        refusing a checkpoint of another model.
+
+        detectron2's ``load`` only warns about model weights the file lacks or holds in another
+        shape, so another model's checkpoint would leave random weights in place and still give
+        results. Here such a file is an error, unless ``partial`` (e.g. backbone-only weights),
+        where the weights left as initialised are logged.
+
+        Args:
+            path: the checkpoint (``model_final.pth``, a detectron2 model file); "" loads nothing.
+            model_name: how the error names the model (e.g. "the model of 'configs/...py'").
+            partial: load the weights that fit and log the others instead of raising.
+            fix: the end of the error message: what to do.
+        Raises:
+            FileNotFoundError: no such file. :class:`CheckpointError`: unreadable, or of another
+            model (weights missing or of another shape) and not ``partial``.
+        """
+        if not path:
+            return
+        if "://" not in path and not os.path.isfile(path):
+            raise FileNotFoundError(f"checkpoint '{path}' does not exist: check train.init_checkpoint")
+        local = path if os.path.isfile(path) else self.path_manager.get_local_path(path)
+        incompatible = self._load_model(self._load_file(local))
+        missing = [] if incompatible is None else (
+            incompatible.missing_keys + [k for k, *_ in incompatible.incorrect_shapes])
+        if missing and not partial:
+            raise CheckpointError(
+                f"checkpoint '{path}' does not fit {model_name}: {len(missing)} weights missing or of "
+                f"another shape (e.g. {missing[0]}). {fix}"
+            )
+        if missing:
+            self.logger.warning("Partial load of %s: %d weights of the model are not in it or of another "
+                                "shape and keep their initial values (e.g. %s)", path, len(missing),
+                                ", ".join(missing[:5]))
+
     def has_checkpoint(self) -> bool:
         return bool(self.get_checkpoint_file())
 
@@ -90,6 +127,21 @@ class AtomicCheckpointer(DetectionCheckpointer):
                 f"({type(e).__name__}: {e}). Delete it and resume from an earlier checkpoint, "
                 "or train again."
             ) from e
+
+
+def finished_iteration(output_dir: str) -> int | None:
+    """The last finished iteration of the checkpoint that ``--resume`` into ``output_dir`` continues
+    from, or None when the folder holds no checkpoint (or one without an iteration)."""
+    path = AtomicCheckpointer(torch.nn.Module(), output_dir).get_checkpoint_file()
+    if not path:
+        return None
+    try:
+        iteration = torch.load(path, map_location="cpu", mmap=True, weights_only=False).get("iteration")
+    except Exception as e:  # the resume itself reports an unreadable checkpoint
+        raise CheckpointError(f"checkpoint '{path}' is corrupt or truncated and cannot be read "
+                              f"({type(e).__name__}: {e}). Delete it and resume from an earlier "
+                              "checkpoint, or train again.") from e
+    return None if iteration is None else int(iteration)
 
 
 def _is_complete(path: str) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -100,7 +101,11 @@ def create_ddp_model(model: torch.nn.Module, *, fp16_compression: bool = False, 
         return model
     if next(model.parameters()).is_cuda:
         kwargs.setdefault("device_ids", [comm.get_local_rank()])
-    ddp = DistributedDataParallel(model, **kwargs)
+    with warnings.catch_warnings():
+        # torch deprecates broadcast_buffers; its replacement forward_sync_buffers would also sync the
+        # buffers at init: the config's broadcast_buffers=False is kept, without the warning
+        warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
+        ddp = DistributedDataParallel(model, **kwargs)
     if fp16_compression:
         from torch.distributed.algorithms.ddp_comm_hooks import default as comm_hooks
 

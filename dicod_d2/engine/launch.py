@@ -20,6 +20,7 @@ GPU per process when CUDA is available, gloo with CPU processes otherwise. It al
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -39,7 +40,7 @@ from ..errors import ConfigError, UserError
 from .interrupt import STOP_SIGNALS, TrainingInterrupted
 
 __all__ = ["DEFAULT_RENDEZVOUS_TIMEOUT", "DEFAULT_TIMEOUT", "ProcessLostError", "RendezvousError",
-           "launch", "default_backend"]
+           "check_topology", "launch", "default_backend"]
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
 DEFAULT_RENDEZVOUS_TIMEOUT = timedelta(minutes=10)
@@ -96,8 +97,9 @@ def _find_free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _check_topology(num_processes_per_machine: int, num_machines: int, machine_rank: int,
-                    dist_url: str | None) -> None:
+def check_topology(num_processes_per_machine: int, num_machines: int, machine_rank: int,
+                   dist_url: str | None) -> None:
+    """Raise :class:`ConfigError` for a process count, machine rank or ``dist_url`` that cannot work."""
     if num_processes_per_machine < 1 or num_machines < 1:
         raise ConfigError(
             f"--num-gpus ({num_processes_per_machine}) and --num-machines ({num_machines}) must be >= 1"
@@ -114,7 +116,12 @@ def _check_topology(num_processes_per_machine: int, num_machines: int, machine_r
         )
     if dist_url not in (None, "auto"):
         url = urlparse(dist_url)
-        if url.scheme != "tcp" or not url.hostname or not url.port:
+        try:
+            port = url.port
+        except ValueError:  # a port outside 0..65535, or not a number
+            raise ConfigError(f"--dist-url '{dist_url}': the port must be a number in 1..65535 "
+                              "(a free port of machine 0)") from None
+        if url.scheme != "tcp" or not url.hostname or not port:
             raise ConfigError(f"--dist-url must be tcp://HOST:PORT (machine 0's address), got '{dist_url}'")
 
 
@@ -145,7 +152,7 @@ def launch(
             machine stopped answering.
         ProcessRaisedException: a worker raised while every machine answers.
     """
-    _check_topology(num_processes_per_machine, num_machines, machine_rank, dist_url)
+    check_topology(num_processes_per_machine, num_machines, machine_rank, dist_url)
     world_size = num_machines * num_processes_per_machine
     if world_size <= 1:
         main_func(*args)
@@ -255,6 +262,21 @@ def _join(context, machine_rank: int, num_processes_per_machine: int,
         raise TrainingInterrupted(received[0])
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send what native code writes to file descriptor 2 (not Python's ``sys.stderr`` object) to
+    /dev/null inside the block: a failure is reported by the caller's own one-line error."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _rendezvous(dist_url: str, machine_rank: int, num_machines: int, world_size: int,
                 timeout: timedelta) -> dist.TCPStore:
     """Meet the other machines' launchers at ``dist_url`` (machine 0 hosts the store).
@@ -267,8 +289,9 @@ def _rendezvous(dist_url: str, machine_rank: int, num_machines: int, world_size:
     if num_machines > 1:
         _log().info("waiting for %d processes (%d machines) at %s", world_size, num_machines, dist_url)
     try:
-        store = dist.TCPStore(url.hostname, url.port, is_master=machine_rank == 0,
-                              timeout=timeout, wait_for_workers=False)
+        with _native_stderr_silenced():  # c10d logs each failed try with ~30 C++ stack frames
+            store = dist.TCPStore(url.hostname, url.port, is_master=machine_rank == 0,
+                                  timeout=timeout, wait_for_workers=False)
     except (RuntimeError, OSError) as e:
         if machine_rank == 0:
             raise RendezvousError(f"cannot listen at {dist_url} ({e}): choose a free port") from None

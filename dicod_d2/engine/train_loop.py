@@ -25,14 +25,14 @@ from detectron2.utils.events import get_event_storage
 from detectron2.utils.registry import locate
 from omegaconf import OmegaConf
 
-from ..config.lazy import load_config
+from ..config.lazy import drop_distiller, load_config
 from ..data.dataset_mapper import SkipUnreadableImages, drop_unreadable
 from ..data.datasets import thing_classes
 from ..data.samplers import ResumableTrainingSampler
 from ..errors import CheckpointError, ConfigError
 from ..teacher import is_teacher_file
 from .buffers import BroadcastBuffers
-from .checkpoint import AtomicCheckpointer
+from .checkpoint import AtomicCheckpointer, finished_iteration
 from .defaults import config_dataset_names, create_ddp_model, setup
 from .interrupt import StopOnSignal
 
@@ -129,6 +129,34 @@ def _batches(build, start_at, start_iter):
         yield batch
 
 
+def report_divergence_with_losses(trainer) -> None:
+    """Make ``trainer`` report a divergence found in the model's forward as detectron2 reports a
+    non-finite loss: the iteration and the loss dict.
+
+    Faster R-CNN's proposal generator raises ``FloatingPointError("Predicted boxes or scores contain
+    Inf/NaN...")`` when its weights became infinite, before any loss is computed; RetinaNet and SSD
+    get to a non-finite loss, which detectron2 reports with the iteration and the loss dict. Here
+    the first kind is raised again with the iteration and the losses of the iteration before (the
+    last ones logged).
+    """
+    run_step = trainer.run_step
+
+    def step():
+        try:
+            run_step()
+        except FloatingPointError as e:
+            if "Loss became infinite or NaN" in str(e):
+                raise
+            histories = trainer.storage.histories()
+            losses = {k: h.latest() for k, h in histories.items() if k == "total_loss" or k.startswith("loss")}
+            raise FloatingPointError(
+                f"Loss became infinite or NaN at iteration={trainer.iter}! (the model's predictions "
+                f"did: {e})\nloss_dict of iteration {trainer.iter - 1} = {losses}"
+            ) from e
+
+    trainer.run_step = step
+
+
 def do_train(args, cfg):
     """Train with detectron2's hooks: timer, LR schedule, checkpoints, evaluation, writers."""
     model = build_model(cfg)
@@ -140,6 +168,7 @@ def do_train(args, cfg):
 
     model = create_ddp_model(model, **cfg.train.ddp)
     trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, batches, optim)
+    report_divergence_with_losses(trainer)
     checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     trainer.register_hooks(
         [
@@ -164,11 +193,48 @@ def do_train(args, cfg):
     )
     if comm.is_main_process():
         checkpointer.remove_stale_temporaries()
-    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
-    # the checkpoint holds the iteration that just finished: start at the next one
-    start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    if args.resume and checkpointer.has_checkpoint():
+        checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=True)
+        # the checkpoint holds the iteration that just finished: start at the next one
+        start_iter = trainer.iter + 1
+    else:
+        load_init_checkpoint(cfg, checkpointer)
+        start_iter = 0
     trainer.train(start_iter, cfg.train.max_iter)
     return trainer
+
+
+def load_init_checkpoint(cfg, checkpointer: AtomicCheckpointer) -> None:
+    """Load ``cfg.train.init_checkpoint`` (if set) into the checkpointer's model: a checkpoint of
+    another model is refused unless ``train.init_checkpoint_partial=True`` (e.g. backbone weights),
+    which loads the weights that fit and logs the others."""
+    partial = bool(cfg.train.get("init_checkpoint_partial", False))
+    if partial:
+        logger.info("train.init_checkpoint_partial=True: loading the weights of %s that fit the model",
+                    cfg.train.init_checkpoint or "-")
+    checkpointer.load_fitting(
+        cfg.train.init_checkpoint, model_name="the model of this config", partial=partial,
+        fix="Give a checkpoint of this config's model (its model_final.pth), or set "
+        "train.init_checkpoint_partial=True to load only the weights that fit (e.g. a backbone).",
+    )
+
+
+def check_iterations(cfg, resume: bool) -> None:
+    """Raise :class:`ConfigError` when ``train.max_iter`` is not positive, or when ``resume`` would
+    continue a run whose checkpoint is already past ``train.max_iter``."""
+    max_iter = cfg.train.max_iter
+    if max_iter <= 0:
+        raise ConfigError(f"train.max_iter={max_iter}: give a positive number of iterations to train "
+                          "(--eval-only evaluates a checkpoint without training)")
+    if not resume:
+        return
+    finished = finished_iteration(cfg.train.output_dir)
+    if finished is not None and max_iter <= finished:
+        raise ConfigError(
+            f"--resume: the checkpoint of '{cfg.train.output_dir}' finished iteration {finished + 1}, "
+            f"past train.max_iter={max_iter}: give train.max_iter above {finished + 1} to train "
+            "further, or --eval-only with its checkpoint to evaluate it"
+        )
 
 
 def check_eval_only_checkpoint(cfg, what: str) -> None:
@@ -215,12 +281,16 @@ def main(args):
     cfg = load_config(args.config_file, args.opts)
     if args.eval_only:
         check_eval_only_checkpoint(cfg, "<output_dir>/model_final.pth")
+        drop_distiller(cfg)  # evaluation needs neither the distiller nor its teacher file
+    else:
+        check_iterations(cfg, args.resume)
     check_student_checkpoint(cfg.train.init_checkpoint)
     check_num_classes(cfg)
     setup(cfg, args)
     if args.eval_only:
         model = build_model(cfg)
-        model = create_ddp_model(model)
-        AtomicCheckpointer(model).load(cfg.train.init_checkpoint)
-        return do_test(cfg, model)
+        AtomicCheckpointer(model).load_fitting(
+            cfg.train.init_checkpoint, model_name=f"the model of '{args.config_file}'",
+            fix="Evaluate a checkpoint with the config it was trained with.")
+        return do_test(cfg, create_ddp_model(model))
     return do_train(args, cfg)

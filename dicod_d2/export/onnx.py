@@ -26,7 +26,7 @@ import torch
 from ..errors import CheckpointError, UserError, one_line
 from ..utils.io import atomic_path
 
-__all__ = ["ONNX_OPSET", "OnnxDetector", "UnsupportedOperatorError", "export_onnx"]
+__all__ = ["ONNX_OPSET", "OnnxDetector", "OnnxRunError", "UnsupportedOperatorError", "export_onnx"]
 
 logger = logging.getLogger("dicod_d2")
 
@@ -39,6 +39,11 @@ OUTPUT_NAMES = ("boxes", "scores", "classes")
 
 class UnsupportedOperatorError(UserError, RuntimeError):
     """An operator of the model has no ONNX translation at the export's opset; names the operator."""
+
+
+class OnnxRunError(RuntimeError):
+    """ONNX Runtime failed on one image (e.g. a graph exported by an older version whose traced
+    sizes do not fit it); the message is ONNX Runtime's, on one line."""
 
 
 def export_onnx(detector: torch.nn.Module, path: str | os.PathLike, sample_image: torch.Tensor,
@@ -99,7 +104,7 @@ class OnnxDetector:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # fatal only: a failed run is reported by OnnxRunError
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001  onnxruntime raises its own exception types
@@ -113,6 +118,14 @@ class OnnxDetector:
         self.category_ids = [int(c) for c in meta.get("category_ids", "").split(",") if c]
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """image: [3, H, W] uint8 in :attr:`input_format` → boxes [N, 4], scores [N], classes [N]."""
-        boxes, scores, classes = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(image, np.uint8)})
+        """image: [3, H, W] uint8 in :attr:`input_format` → boxes [N, 4], scores [N], classes [N].
+
+        Raises:
+            OnnxRunError: ONNX Runtime failed on this image.
+        """
+        try:
+            boxes, scores, classes = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(image, np.uint8)})
+        except Exception as e:  # noqa: BLE001  onnxruntime raises its own exception types
+            raise OnnxRunError(f"ONNX Runtime failed on a {image.shape[-2]}x{image.shape[-1]} image: "
+                               f"{one_line(str(e))}") from e
         return boxes, scores, classes

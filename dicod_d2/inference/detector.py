@@ -106,6 +106,29 @@ def _decode_level_traceable(
     return Instances(image_size, pred_boxes=Boxes(boxes), scores=scores, pred_classes=class_idxs)
 
 
+def _predict_boxes_traceable(self, predictions, proposals):
+    """``FastRCNNOutputLayers.predict_boxes`` that leaves the boxes of one image unsplit.
+
+    detectron2 splits the boxes of a batch by ``len()`` of each image's proposals, a Python int
+    that a traced graph freezes (300 proposals on the traced image: a small image with fewer
+    proposals then fails in ONNX Runtime). One image needs no split. Returns per image [R_i, 4·C]
+    (or [R_i, 4]) XYXY pixels of the resized input.
+    """
+    if len(proposals) != 1:
+        return type(self).predict_boxes(self, predictions, proposals)
+    _, proposal_deltas = predictions
+    return (self.box2box_transform.apply_deltas(proposal_deltas, proposals[0].proposal_boxes.tensor),)
+
+
+def _predict_probs_traceable(self, predictions, proposals):
+    """``FastRCNNOutputLayers.predict_probs`` that leaves the scores of one image unsplit (see
+    :func:`_predict_boxes_traceable`). Returns per image [R_i, C+1] probabilities."""
+    if len(proposals) != 1:
+        return type(self).predict_probs(self, predictions, proposals)
+    scores, _ = predictions
+    return (F.softmax(scores, dim=-1),)
+
+
 class StudentDetector(nn.Module):
     """A student in eval mode behind a plain-tensor interface (see the module docstring).
 
@@ -125,6 +148,10 @@ class StudentDetector(nn.Module):
         if isinstance(model, DenseDetector):
             # an instance attribute, so the model class (and training) is untouched
             model._decode_per_level_predictions = _decode_level_traceable.__get__(model)
+        box_predictor = getattr(getattr(model, "roi_heads", None), "box_predictor", None)
+        if box_predictor is not None:  # Faster R-CNN: instance attributes too
+            box_predictor.predict_boxes = _predict_boxes_traceable.__get__(box_predictor)
+            box_predictor.predict_probs = _predict_probs_traceable.__get__(box_predictor)
 
     def _inputs(self, image: Tensor) -> dict:
         if image.dim() != 3 or image.shape[0] != 3:

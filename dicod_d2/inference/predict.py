@@ -89,6 +89,17 @@ def _output_names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
+def _run(batch_fn: BatchFn, images: list[np.ndarray], run_errors: tuple[type[Exception], ...]) -> list:
+    """``batch_fn(images)``; when it raises one of ``run_errors``, the images one at a time, each
+    failing image's entry being its exception."""
+    try:
+        return batch_fn(images)
+    except run_errors as e:
+        if len(images) == 1:
+            return [e]
+    return [_run(batch_fn, [image], run_errors)[0] for image in images]
+
+
 def predict_images(
     paths: Sequence[Path],
     batch_fn: BatchFn,
@@ -100,11 +111,13 @@ def predict_images(
     score_thresh: float = 0.5,
     batch_size: int = 1,
     draw: bool = True,
+    run_errors: tuple[type[Exception], ...] = (),
 ) -> PredictSummary:
     """Predict every image of ``paths``; write ``output_dir``/``<stem>.jpg`` (drawn detections)
     and ``output_dir``/``predictions.json`` (COCO results, ``image_id`` = index in ``paths``).
 
-    A file that cannot be read as an image is skipped with one warning line naming it, and
+    A file that cannot be read as an image, or on which ``batch_fn`` raises one of ``run_errors``
+    (e.g. ONNX Runtime failing on one image), is skipped with one warning line naming it, and
     counted in the summary; the run goes on. Detections below ``score_thresh`` are dropped.
     """
     output_dir = Path(output_dir)
@@ -125,15 +138,21 @@ def predict_images(
                     bar.update(1)
             if not batch:
                 continue
-            outputs = batch_fn([np.ascontiguousarray(im.transpose(2, 0, 1)) for _, _, im in batch])
-            for (index, path, image), (boxes, scores, classes) in zip(batch, outputs, strict=True):
+            outputs = _run(batch_fn, [np.ascontiguousarray(im.transpose(2, 0, 1)) for _, _, im in batch],
+                           run_errors)
+            for (index, path, image), output in zip(batch, outputs, strict=True):
+                if isinstance(output, Exception):
+                    summary.skipped.append((str(path), str(output)))
+                    tqdm.write(f"skipped (the model failed on it): {path}: {output}", file=sys.stderr)
+                    continue
+                summary.images += 1
+                boxes, scores, classes = output
                 keep = scores >= score_thresh
                 detections = (boxes[keep], scores[keep], classes[keep])
                 results.extend(coco_results(index, str(path), detections, category_ids))
                 summary.detections += int(keep.sum())
                 if draw:
                     _draw(image, image_format, detections, class_names, output_dir / names[index])
-            summary.images += len(batch)
             bar.update(len(batch))
     atomic_write_text(output_dir / "predictions.json", json.dumps(results))
     summary.seconds = time.perf_counter() - start

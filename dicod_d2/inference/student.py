@@ -15,9 +15,8 @@ import torch
 from detectron2.config import instantiate
 from detectron2.data import MetadataCatalog
 
-from ..config.lazy import load_config
+from ..config.lazy import drop_distiller, load_config
 from ..engine.checkpoint import AtomicCheckpointer
-from ..errors import CheckpointError
 from .detector import InGraphResize, StudentDetector, resize_from_augmentations
 
 __all__ = ["LoadedStudent", "load_student"]
@@ -75,11 +74,10 @@ def inference_config(config_file: str | os.PathLike, overrides: Sequence[str] = 
     import dicod_d2.data  # noqa: F401  registers the built-in datasets (class names)
 
     cfg = load_config(config_file, overrides)
-    if cfg.model.get("distiller", None) is not None:
-        teacher = cfg.model.distiller.get("teacher", None)  # None: the control student has no teacher
+    teacher = drop_distiller(cfg)
+    if teacher is not None:
         logger.info("Inference: the student is built without its distiller; the teacher (%s) is "
-                    "dropped and not needed.", "-" if teacher is None else teacher.get("path", "-"))
-        cfg.model.distiller = None
+                    "dropped and not needed.", teacher)
     return cfg
 
 
@@ -101,23 +99,15 @@ def load_student(
         device: "cpu" or "cuda[:i]".
     Raises:
         FileNotFoundError: missing config or checkpoint; RuntimeError: unreadable checkpoint;
-        ValueError: a checkpoint whose weights do not fit the config's model.
+        CheckpointError: a checkpoint whose weights do not fit the config's model.
     """
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"checkpoint '{checkpoint}' does not exist: pass the student's "
                                 "model_final.pth (from its train.output_dir).")
     cfg = inference_config(config_file, overrides)
     model = instantiate(cfg.model).to(device).eval()
-    checkpointer = AtomicCheckpointer(model)
-    # fvcore's own load steps, to check the weights against the model (its load() only warns)
-    incompatible = checkpointer._load_model(checkpointer._load_file(str(checkpoint)))
-    if incompatible is not None and (incompatible.missing_keys or incompatible.incorrect_shapes):
-        missing = incompatible.missing_keys + [k for k, *_ in incompatible.incorrect_shapes]
-        raise CheckpointError(
-            f"checkpoint '{checkpoint}' does not fit the model of '{config_file}': {len(missing)} "
-            f"weights missing or of another shape (e.g. {missing[0]}). Use the config the student "
-            "was trained with."
-        )
+    AtomicCheckpointer(model).load_fitting(str(checkpoint), model_name=f"the model of '{config_file}'",
+                                           fix="Use the config the student was trained with.")
     if score_thresh is not None:
         set_score_thresh(model, score_thresh)
     augmentations = instantiate(cfg.dataloader.test.mapper.augmentations)

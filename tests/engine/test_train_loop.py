@@ -100,3 +100,15 @@ def test_truncated_images_are_skipped_with_a_warning_and_counted(tiny_fashiondet
     metrics = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
     assert max(m.get("data/unreadable_images", 0) for m in metrics) >= 2
     assert any("bbox/AP" in m for m in metrics)
+
+
+def test_faster_rcnn_divergence_names_the_iteration_and_the_losses(tiny_fashiondet, tmp_path):
+    """Faster R-CNN's proposals become Inf/NaN before any loss does: the error says so with the
+    iteration and the last losses, as a non-finite loss of RetinaNet or SSD does."""
+    with pytest.raises(FloatingPointError) as info:
+        _run(*TINY_OVERRIDES, "train.max_iter=4", "optimizer.lr=1e12", "lr_multiplier.warmup_factor=1.0",
+             f"train.output_dir={tmp_path}")
+    message = str(info.value)
+    assert message.startswith("Loss became infinite or NaN at iteration=1! (the model's predictions did: "
+                              "Predicted boxes or scores contain Inf/NaN"), message
+    assert "\nloss_dict of iteration 0 = {'total_loss': " in message and "'loss_rpn_cls': " in message

@@ -88,3 +88,40 @@ def test_ground_truth_without_annotations_is_an_error(tiny_fashiondet, tmp_path)
     register_coco_instances("no_annotations_val", {}, str(gt_json), str(tiny_fashiondet / "val"))
     with pytest.raises(DataError, match="no_annotations.json.*has no annotations: AP is undefined"):
         COCOEvaluator("no_annotations_val", distributed=False)
+
+
+def _evaluate_without_predictions(tmp_path):
+    from detectron2.data import DatasetCatalog
+
+    import dicod_d2.data  # noqa: F401
+
+    DatasetCatalog.get("fashiondet_tiny_val")
+    evaluator = COCOEvaluator("fashiondet_tiny_val", output_dir=str(tmp_path), distributed=False)
+    evaluator.reset()
+    for image_id in range(3):
+        inst = Instances((64, 64))
+        inst.pred_boxes = Boxes(torch.zeros(0, 4))
+        inst.scores = torch.zeros(0)
+        inst.pred_classes = torch.zeros(0, dtype=torch.int64)
+        evaluator.process([{"image_id": image_id}], [{"instances": inst}])
+    return evaluator.evaluate()["bbox"]
+
+
+def test_no_predictions_score_zero_with_a_warning(tiny_fashiondet, tmp_path, caplog):
+    results = _evaluate_without_predictions(tmp_path)
+    assert results["AP"] == 0.0 and results["AP50"] == 0.0 and results["AP@0.95"] == 0.0
+    assert results["AP-T-shirt/top"] == 0.0
+    assert not any(np.isnan(v) for v in results.values())
+    assert "the model detected nothing on 'fashiondet_tiny_val'" in caplog.text
+    assert "diverged" not in caplog.text
+
+
+def test_no_predictions_after_a_growing_loss_says_the_training_diverged(tiny_fashiondet, tmp_path, caplog):
+    from detectron2.utils.events import EventStorage
+
+    with EventStorage(0) as storage:
+        for it, loss in enumerate([2.5, 40.0, 3e5, 2e22]):
+            storage.iter = it
+            storage.put_scalar("total_loss", loss)
+        _evaluate_without_predictions(tmp_path)
+    assert "probably diverged: total_loss grew from 2.5 to 2e+22 (iteration 3)" in caplog.text

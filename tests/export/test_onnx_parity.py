@@ -164,6 +164,26 @@ def test_onnx_runtime_gives_the_pytorch_detections(exported, size):
     assert compared > 0, (family, size)
 
 
+#: (H, W) of the images cut from (small) or tiled out of (large) a val image; the traced image is 256 x 256
+SMALL_AND_LARGE = {"1x1": (1, 1), "8x8": (8, 8), "32x32": (32, 32), "large": (600, 800)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", sorted(SMALL_AND_LARGE))
+def test_small_and_large_images(exported, size):
+    """Images far from the traced size run in ONNX Runtime with the detections of PyTorch (Faster
+    R-CNN's graph once froze its traced proposal count: fewer proposals on a small image failed)."""
+    family, student, detector, images, _, _ = exported
+    h, w = SMALL_AND_LARGE[size]
+    for image in images:
+        tiled = np.tile(image, (1, 3, 4))  # 768 x 1024
+        image = np.ascontiguousarray(tiled[:, 100:100 + h, 100:100 + w])
+        reference, other = _torch(student, image), detector(image)
+        result = compare_detections(reference, other, min_score=0.05, box_tol=0.5, score_tol=1e-3)
+        assert result.ok, (family, size, result.unmatched[:5])
+        assert other[0].shape == (len(other[1]), 4) and other[2].dtype == np.int64
+
+
 @pytest.mark.slow
 def test_an_image_without_detections(exported, tmp_path):
     """At a score threshold no score reaches, both runtimes return empty outputs (the graph's

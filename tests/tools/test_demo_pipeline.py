@@ -152,3 +152,21 @@ def test_ablation_seeds_restrict_the_single_term_students_only(tmp_path):
         pipeline.DemoSettings(out_dir=tmp_path, preset="quick", seeds=(0, 1), ablation=True, ablation_seeds=(1, 3))
     with pytest.raises(ConfigError, match="--ablation-seeds needs --ablation"):
         pipeline.DemoSettings(out_dir=tmp_path, preset="quick", ablation_seeds=(0,))
+
+
+def test_reports_of_other_families_never_share_a_file(tmp_path):
+    """A demo of RetinaNet after one of Faster R-CNN writes its own report, TIDE, examples, export
+    and results; report.md links to both reports."""
+    runs = {students: pipeline.DemoSettings(out_dir=tmp_path, preset="tiny", students=students)
+            for students in [("faster_rcnn",), ("retinanet",), ("faster_rcnn", "retinanet")]}
+    paths = {students: pipeline.report_paths(s) for students, s in runs.items()}
+    files = [p for ps in paths.values() for key, p in ps.items() if key != "ap_vs_iou"]
+    files += [p for ps in paths.values() for p in ps["ap_vs_iou"].values()]
+    assert len(set(files)) == len(files) == 3 * 5 + 4
+    assert all(p.parent == tmp_path and p.name != "report.md" for p in files)
+    for students in [("faster_rcnn",), ("retinanet",)]:
+        paths[students]["report"].write_text(f"# {students}")
+    index = pipeline.write_report_index(tmp_path)
+    assert index == tmp_path / "report.md"
+    assert index.read_text().splitlines()[-2:] == ["- [faster_rcnn](report_faster_rcnn.md)",
+                                                   "- [retinanet](report_retinanet.md)"]

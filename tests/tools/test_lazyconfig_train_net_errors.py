@@ -1,5 +1,6 @@
 """Bad input to tools/lazyconfig_train_net.py ends with one clear message and writes nothing."""
 import json
+import socket
 
 import pytest
 from _helpers import REPO, TINY_OVERRIDES, copy_as_own_coco, one_error_line, run_tool
@@ -8,6 +9,7 @@ from dicod_d2.cli import run_cli
 from dicod_d2.data.fashion_mnist import FASHION_MNIST_CLASSES
 from dicod_d2.engine.train_loop import main
 from dicod_d2.teacher import write_random_teacher
+from dicod_d2.utils.output_lock import LOCK_NAME, OutputFolderLock
 
 CONFIG = str(REPO / "configs/fashiondet/faster_rcnn/baseline.py")
 
@@ -188,3 +190,140 @@ def test_the_script_reports_a_bad_config_value_in_one_line(tmp_path, tiny_fashio
                    f"train.output_dir={tmp_path}/o")
     assert one_error_line(run).startswith(message.format(bad=bad))
     assert not list((tmp_path / "o").glob("*.pth"))
+
+
+def _save_untrained(config, path):
+    """Save an untrained model of ``config`` (no distiller) as a detectron2 checkpoint."""
+    import torch
+    from detectron2.config import instantiate
+
+    from dicod_d2.config.lazy import drop_distiller, load_config
+
+    cfg = load_config(config)
+    drop_distiller(cfg)
+    torch.manual_seed(0)
+    torch.save({"model": instantiate(cfg.model).state_dict()}, path)
+    return path
+
+
+def test_another_models_checkpoint_is_refused(capsys, tmp_path, tiny_fashiondet):
+    retina = _save_untrained("configs/fashiondet/retinanet/baseline.py", tmp_path / "retina.pth")
+    for mode in (["--eval-only"], []):
+        rc, err = _cli(capsys, "--config-file", CONFIG, *mode, *TINY_OVERRIDES, "train.max_iter=1",
+                       f"train.init_checkpoint={retina}", f"train.output_dir={tmp_path}/o")
+        assert rc == 1
+        assert err.startswith(f"error: checkpoint '{retina}' does not fit the model") and "weights missing" in err
+        assert not list((tmp_path / "o").glob("*.pth")) and not (tmp_path / "o/coco_instances_results.json").exists()
+    assert "train.init_checkpoint_partial=True" in err  # training: the partial load is the way out
+
+
+def test_a_partial_load_is_explicit_and_logged(capsys, tmp_path, tiny_fashiondet):
+    retina = _save_untrained("configs/fashiondet/retinanet/baseline.py", tmp_path / "retina.pth")
+    rc, _ = _cli(capsys, "--config-file", CONFIG, *TINY_OVERRIDES, "train.max_iter=1", "train.eval_period=0",
+                 "dataloader.test.dataset.names=fashiondet_tiny_train", "dataloader.evaluator=null",
+                 f"train.init_checkpoint={retina}", "train.init_checkpoint_partial=True",
+                 f"train.output_dir={tmp_path}/o")
+    assert rc == 0
+    log = (tmp_path / "o/log.txt").read_text()
+    assert f"Partial load of {retina}:" in log and "keep their initial values" in log
+    assert (tmp_path / "o/model_final.pth").is_file()
+
+
+@pytest.mark.parametrize("max_iter", [0, -5])
+def test_no_iterations_to_train(capsys, tmp_path, max_iter):
+    rc, err = _cli(capsys, "--config-file", CONFIG, *TINY_OVERRIDES, f"train.max_iter={max_iter}",
+                   f"train.output_dir={tmp_path}/o")
+    assert rc == 1
+    assert err.startswith(f"error: train.max_iter={max_iter}: give a positive number of iterations")
+    assert not (tmp_path / "o").exists()
+
+
+def test_resume_past_max_iter(capsys, tmp_path, tiny_fashiondet):
+    import torch
+
+    out = tmp_path / "o"
+    out.mkdir()
+    torch.save({"model": {}, "iteration": 9}, out / "model_0000009.pth")
+    (out / "last_checkpoint").write_text("model_0000009.pth")
+    before = sorted(p.name for p in out.iterdir())
+    rc, err = _cli(capsys, "--config-file", CONFIG, "--resume", *TINY_OVERRIDES, "train.max_iter=5",
+                   f"train.output_dir={out}")
+    assert rc == 1
+    assert err == (f"error: --resume: the checkpoint of '{out}' finished iteration 10, past "
+                   "train.max_iter=5: give train.max_iter above 10 to train further, or --eval-only "
+                   "with its checkpoint to evaluate it")
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_a_held_output_folder_stops_the_second_run(tmp_path, tiny_fashiondet):
+    import subprocess
+    import sys
+
+    out = tmp_path / "o"
+    with OutputFolderLock(out):  # held by this process, as by a running training
+        holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            (out / LOCK_NAME).write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(),
+                                                     "started": "2026-01-01 00:00:00"}))
+            run = run_tool("lazyconfig_train_net.py", "--config-file", CONFIG, *TINY_OVERRIDES,
+                           "train.max_iter=1", f"train.output_dir={out}")
+        finally:
+            holder.kill()
+            holder.wait()
+        assert f"is in use by another run (process {holder.pid} on this host" in one_error_line(run)
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+
+
+def test_eval_only_of_a_dicod_config_needs_no_teacher_file(capsys, tmp_path, tiny_fashiondet):
+    baseline = _save_untrained(CONFIG, tmp_path / "model.pth")
+    rc, err = _cli(capsys, "--config-file", "configs/fashiondet/faster_rcnn/dicod.py", "--eval-only",
+                   *TINY_OVERRIDES, f"model.distiller.teacher.path={tmp_path}/no_teacher.pth",
+                   f"train.init_checkpoint={baseline}", f"train.output_dir={tmp_path}/o")
+    assert rc == 0, err
+    assert (tmp_path / "o/coco_instances_results.json").is_file()
+
+
+def _teacher_main():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_teacher", REPO / "tools/train_teacher.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+TOOLS = {"student": (main, CONFIG), "teacher": (None, "configs/teacher/fashiondet/resnet_tiny_56_general_ce_fl.py")}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+@pytest.mark.parametrize("case, message", [
+    ("not_json", "is not a JSON file (Expecting value: line 1 column 1 (char 0))"),
+    ("unknown_category", "has annotations whose category_id (99) is not the id of an entry of its 'categories'"),
+    ("no_annotations", "has no annotations: nothing to train on or evaluate"),
+])
+def test_bad_own_coco_json_in_one_line(capsys, tmp_path, tiny_fashiondet, tool, case, message):
+    own = copy_as_own_coco(tiny_fashiondet, tmp_path / "own")
+    data = json.loads(own["train"].read_text())
+    if case == "not_json":
+        own["train"].write_text("images,annotations\n1,2\n")
+    else:
+        data["annotations"] = [] if case == "no_annotations" else [{**data["annotations"][0], "category_id": 99}]
+        own["train"].write_text(json.dumps(data))
+    tool_main, config = TOOLS[tool]
+    name = f"mine_{tool}_{case}"  # a name is registered once per process
+    argv = ["--config-file", config, "--register-coco", name, str(own["train"]), str(own["images"]),
+            *TINY_OVERRIDES, f"dataloader.train.dataset.names={name}", "train.max_iter=1",
+            f"train.output_dir={tmp_path}/o"]
+    rc = run_cli(tool_main or _teacher_main(), "test", argv)
+    err = (capsys.readouterr().err.strip().splitlines() or [""])[-1]
+    assert rc == 1
+    assert err.startswith(f"error: annotation file '{own['train']}' of dataset '{name}' {message}"), err
+
+
+def test_register_coco_with_two_values(capsys, tmp_path, tiny_fashiondet):
+    own = copy_as_own_coco(tiny_fashiondet, tmp_path / "own")
+    rc, err = _cli(capsys, "--config-file", CONFIG, "--register-coco", "mine", str(own["train"]),
+                   "train.max_iter=1", f"train.output_dir={tmp_path}/o")
+    assert rc == 1
+    assert err.startswith("error: --register-coco takes three values, NAME JSON IMAGE_DIR; 'train.max_iter=1' "
+                          "looks like a key=value override")

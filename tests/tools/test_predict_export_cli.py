@@ -105,3 +105,34 @@ def test_expand_files_folders_and_globs(tmp_path):
     assert got == [a1, a2, b]  # folder images sorted, text file left out, duplicates once
     with pytest.raises(FileNotFoundError, match="missing"):
         _tool("predict").expand_inputs([str(tmp_path / "missing*.jpg")])
+
+
+class _FrozenHeight(torch.nn.Module):
+    """A detector whose traced graph keeps the traced image height (a Split of that size): ONNX
+    Runtime fails on an image of another height, as an old Faster R-CNN export did on small images."""
+
+    def forward(self, image):
+        rows = image.float().mean(0)  # [H, W]
+        (part,) = rows.split([int(rows.shape[0])])
+        score = (part.mean() * 0 + 0.9).reshape(1)
+        return torch.tensor([[1.0, 1.0, 6.0, 6.0]]), score, torch.zeros(1, dtype=torch.int64)
+
+
+def test_an_image_onnx_runtime_fails_on_is_skipped_in_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    from dicod_d2.export.onnx import export_onnx
+
+    onnx_path = export_onnx(_FrozenHeight(), tmp_path / "frozen.onnx", torch.zeros(3, 16, 16, dtype=torch.uint8),
+                            metadata={"input_format": "RGB", "class_names": "thing", "category_ids": "1"})
+    Image.new("RGB", (16, 16)).save(tmp_path / "a_fits.png")
+    Image.new("RGB", (16, 8)).save(tmp_path / "b_fails.png")
+    _run("predict", ["--onnx", str(onnx_path), "--input", str(tmp_path / "a_fits.png"),
+                     str(tmp_path / "b_fails.png"), "--output", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert "1 images predicted, 1 skipped" in captured.out
+    failed = [line for line in captured.err.splitlines() if "b_fails.png" in line]
+    assert len(failed) == 1 and failed[0].startswith("skipped (the model failed on it):")
+    assert "ONNX Runtime failed on a 8x16 image" in failed[0]
+    results = json.loads((tmp_path / "out/predictions.json").read_text())
+    assert [(r["file_name"], r["category_id"]) for r in results] == [(str(tmp_path / "a_fits.png"), 1)]

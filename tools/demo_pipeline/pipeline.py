@@ -1,7 +1,10 @@
 """The demo pipeline: FashionDet → teacher → students → COCO AP → TIDE → report.md.
 
 Every stage writes under ``out_dir`` and reuses what an earlier run finished with the same settings
-(a ``demo_recipe.sha256`` file beside each result records them).
+(a ``demo_recipe.sha256`` file beside each result records them). The report of a run and its
+files (TIDE, examples, ONNX export, results) are named after its student families, e.g.
+``report_faster_rcnn.md`` or ``report_retinanet-ssd.md`` (:func:`report_paths`), so that a run of
+other families never overwrites them; ``report.md`` links to every report of the folder.
 """
 from __future__ import annotations
 
@@ -92,6 +95,27 @@ class DemoSettings:
     @property
     def dataset_prefix(self) -> str:
         return "fashiondet" if self.preset == "demo" else f"fashiondet_{self.preset}"
+
+
+def report_paths(s: DemoSettings) -> dict:
+    """The files of the report of ``s``'s student families: ``report``, ``results``, ``tide``,
+    ``examples`` and ``deploy`` (folders), and ``ap_vs_iou`` (student -> figure), each named
+    with the families joined by "-"."""
+    key = "-".join(s.students)
+    return {"report": s.out_dir / f"report_{key}.md", "results": s.out_dir / f"results_{key}.json",
+            "tide": s.out_dir / f"tide_{key}", "examples": s.out_dir / f"examples_{key}",
+            "deploy": s.out_dir / f"deploy_{key}",
+            "ap_vs_iou": {st: s.out_dir / f"ap_vs_iou_{key}_{st}.png" for st in s.students}}
+
+
+def write_report_index(out_dir: Path) -> Path:
+    """``out_dir/report.md``: a link to every ``report_<families>.md`` of ``out_dir``."""
+    reports = sorted(out_dir.glob("report_*.md"))
+    lines = ["# dicod-d2 demo reports", "", "One report per set of student families (`tools/demo.py --students ...`):", "",
+             *[f"- [{p.stem.removeprefix('report_').replace('-', ', ')}]({p.name})" for p in reports], ""]
+    index = out_dir / "report.md"
+    atomic_write_text(index, "\n".join(lines))
+    return index
 
 
 def run_name(variant: str, seed) -> str:
@@ -276,7 +300,7 @@ def tide(s: DemoSettings, runs: Runs) -> dict:
     gt_json = MetadataCatalog.get(f"{s.dataset_prefix}_{REPORT_SPLIT}").json_file
     dets = {f"{student}/{folder.name}": folder / REPORT_SPLIT / "coco_instances_results.json"
             for student, variants in runs.items() for fs in variants.values() for folder in fs.values()}
-    return write_analysis(gt_json, dets, s.out_dir / "tide", save_pdf=False, cache=True)  # reruns reuse each run's
+    return write_analysis(gt_json, dets, report_paths(s)["tide"], save_pdf=False, cache=True)  # reruns reuse each run's
 
 
 def examples(s: DemoSettings, runs: Runs) -> list[Path]:
@@ -292,7 +316,7 @@ def examples(s: DemoSettings, runs: Runs) -> list[Path]:
         students[VARIANTS[variant]] = load_student(
             REPO / student_config(student, variant), folder / "model_final.pth",
             overrides=dataset_overrides(s, REPORT_SPLIT))
-    return side_by_side(students, f"{s.dataset_prefix}_{REPORT_SPLIT}", s.out_dir / "examples", num_images=3)
+    return side_by_side(students, f"{s.dataset_prefix}_{REPORT_SPLIT}", report_paths(s)["examples"], num_images=3)
 
 
 #: images of the report split on which the deployable student's ONNX Runtime AP is compared with PyTorch's
@@ -310,7 +334,7 @@ def deployable(s: DemoSettings, runs: Runs) -> str:
     folder = runs[student]["dicod"][s.seeds[0]]
     result = deployable_student(
         str(REPO / student_config(student, "dicod")), str(folder / "model_final.pth"),
-        f"{s.dataset_prefix}_{REPORT_SPLIT}", s.out_dir / "deploy", threads=(1,), latency_images=20,
+        f"{s.dataset_prefix}_{REPORT_SPLIT}", report_paths(s)["deploy"], threads=(1,), latency_images=20,
         ap_limit=DEPLOY_AP_IMAGES, overrides=dataset_overrides(s, REPORT_SPLIT),
     )
     return (f"{student}, {run_name('dicod', s.seeds[0])}, AP on the first {DEPLOY_AP_IMAGES} images: "
@@ -333,7 +357,8 @@ def commands(s: DemoSettings, teachers: dict[str, Path]) -> list[str]:
 
 
 def run_demo(s: DemoSettings) -> Path:
-    """Every stage of the demo; returns the path of ``report.md``."""
+    """Every stage of the demo; returns the path of its report (``report_<families>.md``, linked
+    from ``report.md``)."""
     from .report import plot_ap_vs_iou, write_report
 
     seconds, t0 = {}, time.time()
@@ -357,7 +382,7 @@ def run_demo(s: DemoSettings) -> Path:
     agg = evaluate(s, runs)
     figures = {}
     for student in s.students:
-        figures[student] = s.out_dir / f"ap_vs_iou_{student}.png"
+        figures[student] = report_paths(s)["ap_vs_iou"][student]
         plot_ap_vs_iou(agg[student][REPORT_SPLIT], s.variants, VARIANTS, figures[student],
                        title=f"{student}: COCO AP against the IoU threshold (FashionDet {REPORT_SPLIT})")
     summary = tide(s, runs)
@@ -367,7 +392,8 @@ def run_demo(s: DemoSettings) -> Path:
     deploy = deployable(s, runs)
     print(f"[deploy] {deploy}", flush=True)
     lap("ONNX export")
-    report = s.out_dir / "report.md"
+    paths = report_paths(s)
+    report = paths["report"]
     write_report(
         report,
         title="dicod-d2 demo: DICOD vs baseline on FashionDet",
@@ -384,7 +410,8 @@ def run_demo(s: DemoSettings) -> Path:
         figures={"ap_vs_iou": figures, "tide": summary["files"]["figure_png"]},
         examples=pictures, deployable=deploy, commands=commands(s, teachers), stage_seconds=seconds,
     )
-    atomic_write_text(s.out_dir / "results.json", json.dumps(
+    atomic_write_text(paths["results"], json.dumps(
         {"teachers": {r: {k: v for k, v in t.items() if k != "path"} for r, t in teacher_info.items()},
          "students": agg, "deployable": deploy, "seconds": seconds}, indent=2))
+    write_report_index(s.out_dir)
     return report
