@@ -68,7 +68,7 @@ def quoted_commands(doc):
     calls = []
     for line in _text(doc).splitlines():
         parts = TOOL.split(line)
-        for tool, rest in zip(parts[1::2], parts[2::2]):
+        for tool, rest in zip(parts[1::2], parts[2::2], strict=True):
             rest = re.split(r"`|\s#\s|;", rest)[0]
             words = rest.split()
             sub = words[0] if words and re.fullmatch(r"[a-z]+", words[0]) else None
@@ -129,3 +129,15 @@ def test_the_readme_config_example_loads(tmp_path):
         cfg = LazyConfig.load(str(target))
         assert cfg.model.distiller is not None and cfg.model.distiller.temperature == 1
         assert cfg.train.output_dir == "output/fashiondet/faster_rcnn_my_dicod"
+
+
+#: words about how the project was made, which a user document has no use for
+PROCESS_WORDS = re.compile(r"this session|previous session|previous README|target (is|was) met|was lent|"
+                           r"was refused|not tried yet|one-off script|\bcommit [0-9a-f]{7,40}\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("doc", (*DOCS, "requirements.txt"))
+def test_no_words_about_how_the_project_was_made(doc):
+    assert PROCESS_WORDS.search("until commit 301efc9 it built") and PROCESS_WORDS.search("This session")
+    found = [m[0] for m in PROCESS_WORDS.finditer((REPO / doc).read_text())]
+    assert not found, f"{doc}: {found}"
