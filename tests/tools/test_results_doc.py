@@ -1,0 +1,92 @@
+"""tools/results_doc.py: RESULTS.md's tables equal what the committed summary renders; new teachers,
+variants and families render without code changes; runs are collected from real run folders."""
+import json
+
+import pytest
+import results_doc
+from _helpers import REPO, run_tool
+
+
+def test_the_results_document_equals_its_rendered_summary():
+    text = results_doc.DOCUMENT.read_text()
+    blocks = results_doc.render_blocks(results_doc.load_records())
+    assert blocks, "the committed summary holds no record"
+    assert results_doc.render_document(text, blocks) == text
+    for key in blocks:  # every table has its block in the document, none is appended
+        assert f"<!-- BEGIN GENERATED: {key} -->" in text
+
+
+def test_check_mode_fails_on_an_edited_table(tmp_path):
+    summary = tmp_path / "results"
+    summary.mkdir()
+    (summary / "a.json").write_text((results_doc.SUMMARY_DIR / "fashiondet_ssd_resnet_tiny_56.json").read_text())
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text("# results\n")
+    assert run_tool("results_doc.py", "render", "--summary", str(summary), "--document", str(doc)).returncode == 0
+    ok = run_tool("results_doc.py", "render", "--check", "--summary", str(summary), "--document", str(doc))
+    assert ok.returncode == 0, ok.stderr
+    doc.write_text(doc.read_text().replace("| **full DICOD** | 0, 1, 2, 3 | ", "| **full DICOD** | 0, 1, 2, 3 | 9"))
+    bad = run_tool("results_doc.py", "render", "--check", "--summary", str(summary), "--document", str(doc))
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def _record(variant, seed, ap, family="faster_rcnn_lite0", teacher="resnet50_imagenet"):
+    return {"family": family, "variant": variant, "seed": seed, "teacher": teacher, "dataset": "fashiondet",
+            "split": "test", "schedule": "600 it., batch 8", "bbox": {"AP": ap, "AP50": 2 * ap, "AP75": ap / 2},
+            "measured_with": "stack", "command": f"train --seed {seed}"}
+
+
+def test_new_family_variants_and_teacher_render_without_code_changes():
+    records = [_record("baseline", 0, 10.0), _record("baseline", 1, 12.0), _record("baseline", 2, 30.0),
+               _record("wrong_teacher", 0, 13.0), _record("wrong_teacher", 1, 15.0),
+               _record("control_ls", 0, 11.0), _record("new_idea", 0, 9.0)]
+    text = results_doc.render_document("# doc\n\nnote\n", results_doc.render_blocks(records))
+    assert text.startswith("# doc\n\nnote\n")
+    assert "Faster R-CNN, ImageNet-initialised EfficientNet-Lite0 (600 it., batch 8), teacher resnet50_imagenet" in text
+    # mean ± std over seeds 0 and 1; the difference to the baseline over the same seeds (11.0), not all three
+    assert "| **full DICOD, teacher with permuted classes** | 0, 1 | 14.0 ± 1.4 (+3.0) | 28.0 ± 2.8 (+6.0) |" in text
+    assert "| **control (label smoothing + L_loc_pix, no teacher)** | 0 | 11.0 (+1.0) |" in text
+    assert "| **new_idea** | 0 | 9.0 (-1.0) |" in text  # an unknown variant: its own name, last
+    assert text.index("control (label smoothing + L_loc_pix") < text.index("new_idea")
+    assert "| **baseline** | 0, 1, 2 | 17.3 ± 11.0 |" in text
+    assert "| full DICOD, teacher with permuted classes | 1 | 15.0 (+3.0) |" in text
+    # rendering again over its own output changes nothing
+    assert results_doc.render_document(text, results_doc.render_blocks(records)) == text
+
+
+def test_two_records_of_one_run_are_an_error():
+    with pytest.raises(results_doc.ResultsDocError, match="two records"):
+        results_doc.render_blocks([_record("baseline", 0, 1.0), _record("baseline", 0, 2.0)])
+
+
+def test_collect_reads_val_from_metrics_and_test_from_the_demo_cache(tmp_path):
+    root = tmp_path / "faster_rcnn"
+    for name, val_ap, test_ap in (("baseline_seed0", 9.0, 8.5), ("dicod_seed0", 12.0, 11.5)):
+        run = root / name
+        (run / "test").mkdir(parents=True)
+        (run / "metrics.json").write_text(
+            json.dumps({"iteration": 9, "total_loss": 1.0}) + "\n"
+            + json.dumps({"iteration": 9, "bbox/AP": val_ap, "bbox/AP50": 20.0, "bbox/AP75": 7.0}) + "\n")
+        (run / "test" / "coco_eval.json").write_text(json.dumps(
+            {"checkpoint_sha256": "0", "bbox": {"AP": test_ap, "AP50": 21.0, "AP75": 8.0, "APs": 1.0}}))
+    out = tmp_path / "summary" / "new.json"
+    for split in ("val", "test"):
+        done = run_tool("results_doc.py", "collect", str(root), "--family", "faster_rcnn", "--teacher", "t",
+                        "--schedule", "s", "--split", split, "--measured-with", "m", "--out", str(out))
+        assert done.returncode == 0, done.stderr
+    records = json.loads(out.read_text())
+    got = {(r["variant"], r["split"]): r["bbox"] for r in records}
+    assert got == {("baseline", "val"): {"AP": 9.0, "AP50": 20.0, "AP75": 7.0},
+                   ("dicod", "val"): {"AP": 12.0, "AP50": 20.0, "AP75": 7.0},
+                   ("baseline", "test"): {"AP": 8.5, "AP50": 21.0, "AP75": 8.0},
+                   ("dicod", "test"): {"AP": 11.5, "AP50": 21.0, "AP75": 8.0}}
+    assert all(str(root) in r["command"] for r in records)
+    missing = run_tool("results_doc.py", "collect", str(root), "--family", "f", "--teacher", "t", "--schedule",
+                       "s", "--split", "train", "--measured-with", "m", "--out", str(out))
+    assert missing.returncode == 1 and "coco_eval.json does not exist" in missing.stderr
+
+
+def test_the_summary_names_the_teacher_and_stack_of_every_run():
+    for record in results_doc.load_records():
+        assert record["teacher"] and record["measured_with"] and record["command"]
+        assert (REPO / record["command"].split("--config-file ")[1].split()[0]).is_file()
