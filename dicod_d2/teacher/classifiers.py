@@ -261,7 +261,9 @@ def _resnet_tiny_net(num_classes: int, width: int = 16) -> ResNet:
     return net
 
 
-def _efficientnet_lite_net(variant: int, num_classes: int) -> nn.Module:
+def efficientnet_lite_net(variant: int, num_classes: int) -> nn.Module:
+    """EfficientNet-Lite``variant`` of ``efficientnet_lite_pytorch`` with a ``num_classes``-way head,
+    randomly initialised (its keys are those of the shipped ImageNet weights)."""
     from efficientnet_lite_pytorch import EfficientNet
 
     # image_size=None: dynamic "same" padding, correct for any input size (56, 112, 224...).
@@ -286,7 +288,7 @@ CLASSIFIERS: dict[str, Callable[[int], TeacherClassifier]] = {
     "mobilenet_v2": lambda c: MobileNetV2Teacher(_torchvision("mobilenet_v2")(c), c),
     **{
         f"efficientnet_lite{v}": (
-            lambda c, v=v: EfficientNetLiteTeacher(_efficientnet_lite_net(v, c), c)
+            lambda c, v=v: EfficientNetLiteTeacher(efficientnet_lite_net(v, c), c)
         )
         for v in EFFICIENTNET_LITE_VARIANTS
     },

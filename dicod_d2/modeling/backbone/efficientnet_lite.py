@@ -42,7 +42,7 @@ from detectron2.modeling.backbone import FPN, Backbone
 from torch import nn
 
 from ...errors import ConfigError
-from ...teacher.classifiers import SHIPPED_WEIGHTS, WeightsMismatchError, _efficientnet_lite0_net
+from ...teacher.classifiers import SHIPPED_WEIGHTS, WeightsMismatchError, efficientnet_lite_net
 from ...utils.state_dict import read_state_dict
 from .resnet_width import build_fpn
 
@@ -113,7 +113,7 @@ class EfficientNetLite0(Backbone):
             raise ConfigError(
                 f"EfficientNetLite0 freeze_at={freeze_at}: must be in 0..{len(names)}."
             )
-        net = _efficientnet_lite0_net(1000)
+        net = efficientnet_lite_net(0, 1000)
         for name in ("_conv_stem", "_bn0", "_swish", "_blocks"):
             self.add_module(name, getattr(net, name))
         self._out_features = list(out_features)
