@@ -43,9 +43,8 @@ METRICS = ("AP", "AP50", "AP75")
 VARIANT_LABELS = {
     **{name: variant.label for name, variant in VARIANTS.items()},
     "control": "control (label smoothing, no teacher)",
-    "control_ls": "control (label smoothing + L_loc_pix, no teacher)",
-    "wrong_teacher": "full DICOD, teacher with permuted classes",
-    "random_teacher": "full DICOD, random-weight teacher",
+    "no_teacher": "no-teacher control (label smoothing + L_loc_pix)",
+    "wrong_teacher": "full DICOD, teacher classes deranged",
 }
 #: family (config folder) -> its name in the table titles
 FAMILY_LABELS = {

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
+from detectron2.layers import FrozenBatchNorm2d
 from detectron2.modeling.backbone import FPN, Backbone
 from torch import nn
 
@@ -149,14 +149,6 @@ class EfficientNetLite0(Backbone):
             if all(f in outputs for f in self._out_features):
                 break
         return outputs
-
-    def output_shape(self) -> dict[str, ShapeSpec]:
-        return {
-            name: ShapeSpec(
-                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
-            )
-            for name in self._out_features
-        }
 
     def load_weights(self, weights: str | os.PathLike) -> LiteWeightReport:
         """Load an ``efficientnet_lite_pytorch`` EfficientNet-Lite0 state dict strictly.

@@ -24,7 +24,7 @@ import logging
 from typing import Sequence
 
 import torch
-from detectron2.layers import FrozenBatchNorm2d, ShapeSpec, get_norm
+from detectron2.layers import FrozenBatchNorm2d, get_norm
 from detectron2.modeling.backbone import FPN, Backbone
 from torch import nn
 from torchvision.models import mobilenetv2 as tv_mobilenetv2
@@ -100,14 +100,6 @@ class MobileNetV2(Backbone):
             if name in self._out_features:
                 outputs[name] = x
         return outputs
-
-    def output_shape(self) -> dict[str, ShapeSpec]:
-        return {
-            name: ShapeSpec(
-                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
-            )
-            for name in self._out_features
-        }
 
     def freeze(self, freeze_at: int = 0) -> "MobileNetV2":
         """Freeze the first ``freeze_at`` parts (stem, res2, ...): no gradient, FrozenBatchNorm2d."""
