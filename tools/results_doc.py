@@ -32,7 +32,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from dicod_d2.modeling.variants import BASELINE, VARIANTS
+from dicod_d2.modeling.variants import BASELINE, CONTROLS, VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_DIR = REPO / "projects/DICOD/results"
@@ -42,9 +42,7 @@ METRICS = ("AP", "AP50", "AP75")
 #: variant name -> its label in the tables, in table order (the one place to add a variant)
 VARIANT_LABELS = {
     **{name: variant.label for name, variant in VARIANTS.items()},
-    "control": "control (label smoothing, no teacher)",
-    "no_teacher": "no-teacher control (label smoothing + L_loc_pix)",
-    "wrong_teacher": "full DICOD, teacher classes deranged",
+    **{name: control.label for name, control in CONTROLS.items()},
 }
 #: family (config folder) -> its name in the table titles
 FAMILY_LABELS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-__all__ = ["BASELINE", "CONTROLS", "VARIANTS", "Variant"]
+__all__ = ["BASELINE", "CONTROLS", "VARIANTS", "Control", "Variant"]
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,23 @@ VARIANTS: dict[str, Variant] = {
     "dicod": Variant("full DICOD", _terms(kd_cls=True, loc_pix=True, kd_loc=True)),
 }
 
-#: The controls beside the paper's variants (config file and output folder name -> what it is): they
+@dataclass(frozen=True)
+class Control:
+    """``label``: the row title in the results tables; ``description``: what the control trains."""
+
+    label: str
+    description: str
+
+
+#: The controls beside the paper's variants (config file and output folder name -> Control): they
 #: separate what the teacher's knowledge brings from what any soft target or pixel term brings.
-CONTROLS: dict[str, str] = {
-    "control": "KD_cls toward the label-smoothed ground truth, no teacher (ε = 0.1)",
-    "no_teacher": "everything DICOD does without a teacher: KD_cls toward the label-smoothed "
-    "ground truth (ε chosen on val) + L_loc_pix",
-    "wrong_teacher": "full DICOD with the teacher's class scores deranged (class i gets the score "
-    "of class i-1)",
+CONTROLS: dict[str, Control] = {
+    "control": Control("control (label smoothing, no teacher)",
+                       "KD_cls toward the label-smoothed ground truth, no teacher (ε = 0.1)"),
+    "no_teacher": Control("no-teacher control (label smoothing + L_loc_pix)",
+                          "everything DICOD does without a teacher: KD_cls toward the label-smoothed "
+                          "ground truth (ε chosen on val) + L_loc_pix"),
+    "wrong_teacher": Control("full DICOD, teacher classes deranged",
+                             "full DICOD with the teacher's class scores deranged (class i gets the "
+                             "score of class i-1)"),
 }

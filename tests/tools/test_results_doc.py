@@ -39,17 +39,17 @@ def _record(variant, seed, ap, family="faster_rcnn_lite0", teacher="resnet50_ima
 def test_new_family_variants_and_teacher_render_without_code_changes():
     records = [_record("baseline", 0, 10.0), _record("baseline", 1, 12.0), _record("baseline", 2, 30.0),
                _record("wrong_teacher", 0, 13.0), _record("wrong_teacher", 1, 15.0),
-               _record("control_ls", 0, 11.0), _record("new_idea", 0, 9.0)]
+               _record("no_teacher", 0, 11.0), _record("new_idea", 0, 9.0)]
     text = results_doc.render_document("# doc\n\nnote\n", results_doc.render_blocks(records))
     assert text.startswith("# doc\n\nnote\n")
     assert "Faster R-CNN, ImageNet-initialised EfficientNet-Lite0 (600 it., batch 8), teacher resnet50_imagenet" in text
     # mean ± std over seeds 0 and 1; the difference to the baseline over the same seeds (11.0), not all three
-    assert "| **full DICOD, teacher with permuted classes** | 0, 1 | 14.0 ± 1.4 (+3.0) | 28.0 ± 2.8 (+6.0) |" in text
-    assert "| **control (label smoothing + L_loc_pix, no teacher)** | 0 | 11.0 (+1.0) |" in text
+    assert "| **full DICOD, teacher classes deranged** | 0, 1 | 14.0 ± 1.4 (+3.0) | 28.0 ± 2.8 (+6.0) |" in text
+    assert "| **no-teacher control (label smoothing + L_loc_pix)** | 0 | 11.0 (+1.0) |" in text
     assert "| **new_idea** | 0 | 9.0 (-1.0) |" in text  # an unknown variant: its own name, last
-    assert text.index("control (label smoothing + L_loc_pix") < text.index("new_idea")
+    assert text.index("no-teacher control (label smoothing + L_loc_pix") < text.index("new_idea")
     assert "| **baseline** | 0, 1, 2 | 17.3 ± 11.0 |" in text
-    assert "| full DICOD, teacher with permuted classes | 1 | 15.0 (+3.0) |" in text
+    assert "| full DICOD, teacher classes deranged | 1 | 15.0 (+3.0) |" in text
     # rendering again over its own output changes nothing
     assert results_doc.render_document(text, results_doc.render_blocks(records)) == text
 
