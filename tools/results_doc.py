@@ -199,7 +199,7 @@ def collect(root: Path, fields: dict, command: str) -> list[dict]:
             continue
         records.append({"family": fields["family"], "variant": m["variant"], "seed": int(m["seed"]),
                         **{k: fields[k] for k in ("teacher", "dataset", "split", "schedule", "measured_with")},
-                        "bbox": read_split(run, fields["split"]), "command": command.format(run=run)})
+                        "bbox": read_split(run, fields["split"]), "command": command.format(run=run, variant=m["variant"], seed=m["seed"])})
     if not records:
         raise ResultsDocError(f"no run folder <variant>_seed<N> with metrics.json under {root}.")
     return records
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--schedule", required=True, help="e.g. '600 it., batch 8'")
     c.add_argument("--measured-with", required=True, help="software stack, machine and date")
     c.add_argument("--command", default="see {run}/config.yaml",
-                   help="how the runs were made; {run} is replaced by the run folder")
+                   help="how the runs were made; {run}, {variant} and {seed} are replaced by the run's")
     c.add_argument("--out", type=Path, required=True, help="summary JSON file (records are added)")
     r = sub.add_parser("render", help="rewrite the generated blocks of the results document")
     r.add_argument("--summary", type=Path, default=SUMMARY_DIR)

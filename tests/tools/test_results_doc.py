@@ -81,6 +81,12 @@ def test_collect_reads_val_from_metrics_and_test_from_the_demo_cache(tmp_path):
                    ("baseline", "test"): {"AP": 8.5, "AP50": 21.0, "AP75": 8.0},
                    ("dicod", "test"): {"AP": 11.5, "AP50": 21.0, "AP75": 8.0}}
     assert all(str(root) in r["command"] for r in records)
+    templated = run_tool("results_doc.py", "collect", str(root), "--family", "f", "--teacher", "t", "--schedule",
+                         "s", "--split", "val", "--measured-with", "m", "--out", str(out),
+                         "--command", "train {variant}.py seed={seed}")
+    assert templated.returncode == 0, templated.stderr
+    assert {r["command"] for r in json.loads(out.read_text()) if r["family"] == "f"} == {
+        "train baseline.py seed=0", "train dicod.py seed=0"}
     missing = run_tool("results_doc.py", "collect", str(root), "--family", "f", "--teacher", "t", "--schedule",
                        "s", "--split", "train", "--measured-with", "m", "--out", str(out))
     assert missing.returncode == 1 and "coco_eval.json does not exist" in missing.stderr
