@@ -9,6 +9,11 @@
     python tools/results_doc.py render
     # exit 1 when RESULTS.md's generated blocks differ from what the summary renders (CI)
     python tools/results_doc.py render --check
+    # add a teacher's val-crop evaluation (the folder of tools/train_teacher.py --eval-only)
+    python tools/results_doc.py collect-teacher EVAL_DIR --name efficientnet_lite0_56 --split val \
+        --measured-with "..."
+    # student AP against teacher top-1, one point per teacher (full DICOD, mean ± std over seeds)
+    python tools/results_doc.py plot --family faster_rcnn --split test --out FIGURE.png
 
 Summary: JSON files holding a list of records, one per run and split: ``family``, ``variant``,
 ``seed``, ``teacher``, ``dataset``, ``split``, ``schedule``, ``bbox`` ({"AP": percent, ...}),
@@ -21,11 +26,18 @@ its seeds with the difference to the baseline's mean over the same seeds, then o
 (difference to the same seed's baseline). A table without a block in the document is appended at the
 end with its block, ready for a hand-written note above it. Variants and families not in the label
 tables below render under their own name.
+
+Teachers: ``projects/DICOD/results/teachers/*.json`` holds one record per teacher evaluation (``name``,
+``dataset``, ``split``, ``config``, ``parameters``, ``input_size``, ``classification`` {"top1": percent,
+...}, ``measured_with``, ``command``). They render as one table per (dataset, split), and the students'
+records whose ``teacher`` names one of them as a "teacher's share" table per (dataset, family, schedule,
+split): full DICOD's AP against its teacher's top-1.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
 import sys
@@ -36,6 +48,7 @@ from dicod_d2.modeling.variants import BASELINE, CONTROLS, VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_DIR = REPO / "projects/DICOD/results"
+TEACHER_DIR = SUMMARY_DIR / "teachers"
 DOCUMENT = REPO / "projects/DICOD/RESULTS.md"
 METRICS = ("AP", "AP50", "AP75")
 
@@ -52,6 +65,10 @@ FAMILY_LABELS = {
     "ssd": "SSD300 slim",
 }
 GROUP_FIELDS = ("dataset", "family", "schedule", "teacher", "split")
+SHARE_FIELDS = ("dataset", "family", "schedule", "split")
+TEACHER_FIELDS = ("name", "dataset", "split", "config", "parameters", "input_size", "classification",
+                  "measured_with", "command")
+SIZES = ("small", "medium", "large")
 RECORD_FIELDS = ("family", "variant", "seed", "teacher", "dataset", "split", "schedule", "bbox",
                  "measured_with", "command")
 BLOCK = re.compile(r"<!-- BEGIN GENERATED: (?P<key>[^>]+?) -->\n.*?<!-- END GENERATED: (?P=key) -->\n",
@@ -62,8 +79,8 @@ class ResultsDocError(ValueError):
     """Bad input: an unreadable summary, a record without a field, a run without an evaluation."""
 
 
-def load_records(folder: Path = SUMMARY_DIR) -> list[dict]:
-    """Every record of ``folder/*.json`` (files in name order), each checked for its fields."""
+def load_records(folder: Path = SUMMARY_DIR, fields: tuple[str, ...] = RECORD_FIELDS) -> list[dict]:
+    """Every record of ``folder/*.json`` (files in name order), each checked for ``fields``."""
     records = []
     for path in sorted(folder.glob("*.json")):
         try:
@@ -71,7 +88,7 @@ def load_records(folder: Path = SUMMARY_DIR) -> list[dict]:
         except json.JSONDecodeError as e:
             raise ResultsDocError(f"{path} is not JSON ({e}).") from None
         for i, record in enumerate(items):
-            missing = [k for k in RECORD_FIELDS if k not in record]
+            missing = [k for k in fields if k not in record]
             if missing:
                 raise ResultsDocError(f"{path} record {i} lacks {missing}.")
             records.append(record)
@@ -133,9 +150,66 @@ def render_table(records: list[dict]) -> str:
 
 
 def title(key: str) -> str:
-    """``### FashionDet test: Faster R-CNN (600 it., batch 8), teacher resnet_tiny_56``."""
+    """``FashionDet test: Faster R-CNN (600 it., batch 8), teacher resnet_tiny_56`` for a student table;
+    the teachers' and the teacher's-share tables have keys ``teachers/...`` and ``share/...``."""
+    kind, _, rest = key.partition("/")
+    if kind == "teachers":
+        dataset, split = rest.split("/")
+        return f"{dataset} {split} crops: the teachers"
+    if kind == "share":
+        dataset, family, schedule, split = rest.split("/")
+        return f"{dataset} {split}: {FAMILY_LABELS.get(family, family)} ({schedule}), the teacher's share"
     dataset, family, schedule, teacher, split = key.split("/")
     return f"{dataset} {split}: {FAMILY_LABELS.get(family, family)} ({schedule}), teacher {teacher}"
+
+
+def render_teachers(teachers: list[dict]) -> str:
+    """Markdown table of teacher evaluations: parameters, input, top-1 / top-5, top-1 by object size."""
+    lines = ["| teacher | config | parameters | input (px) | top-1 | top-5 | top-1 small / medium / large |",
+             "|---|---|---|---|---|---|---|"]
+    for t in sorted(teachers, key=lambda t: t["classification"]["top1"]):
+        c = t["classification"]
+        by_size = [c.get(f"top1-{z}", math.nan) for z in SIZES]
+        sizes = " / ".join("–" if math.isnan(v) else f"{v:.1f}" for v in by_size)
+        lines.append(f"| {t['name']} | `{t['config']}` | {t['parameters'] / 1e6:.2f} M | {t['input_size']} | "
+                     f"{c['top1']:.1f} | {c['top5']:.1f} | {sizes} |")
+    return "\n".join(lines) + "\n"
+
+
+def teacher_share(records: list[dict], teachers: list[dict]) -> dict[str, list[tuple[dict, dict]]]:
+    """``share/<dataset>/<family>/<schedule>/<split>`` -> [(teacher record, {variant: {seed: bbox}})] for
+    every teacher of ``teachers`` (on val, the split teachers are chosen on) that taught full DICOD."""
+    by_name = {t["name"]: t for t in teachers if t["split"] == "val"}
+    runs: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for r in records:
+        if r["teacher"] in by_name and r["dataset"] == by_name[r["teacher"]]["dataset"]:
+            runs[tuple(r[k] for k in (*SHARE_FIELDS, "teacher"))][r["variant"]][r["seed"]] = r["bbox"]
+    share: dict[str, list[tuple[dict, dict]]] = defaultdict(list)
+    for (*group, teacher), variants in sorted(runs.items()):
+        if "dicod" in variants:
+            share["share/" + "/".join(map(str, group))].append((by_name[teacher], variants))
+    return {k: sorted(v, key=lambda tv: tv[0]["classification"]["top1"]) for k, v in share.items()}
+
+
+def _mean_delta(runs: dict[int, dict], base: dict[int, dict], metric: str) -> str:
+    """``mean ± std (Δ)`` of ``metric`` over the seeds of ``runs``; Δ against ``base`` on those seeds."""
+    seeds = sorted(s for s in runs if metric in runs[s] and metric in base.get(s, {}))
+    if not seeds:
+        return "–"
+    mean, std = _mean_std([runs[s][metric] for s in seeds])
+    delta = mean - statistics.fmean(base[s][metric] for s in seeds)
+    return (f"{mean:.1f} ± {std:.1f}" if len(seeds) > 1 else f"{mean:.1f}") + f" ({delta:+.1f})"
+
+
+def render_share(rows: list[tuple[dict, dict]]) -> str:
+    """Markdown table: per teacher (by top-1), full DICOD's AP / AP50 and the difference to the
+    baseline over the same seeds."""
+    lines = ["| teacher | top-1 (val crops) | seeds | full DICOD AP | AP50 |", "|---|---|---|---|---|"]
+    for teacher, variants in rows:
+        base, dicod = variants.get(BASELINE, {}), variants["dicod"]
+        lines.append(f"| {teacher['name']} | {teacher['classification']['top1']:.1f} | {_seeds(list(dicod))} | "
+                     + " | ".join(_mean_delta(dicod, base, m) for m in ("AP", "AP50")) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _per_seed(record: dict) -> str:
@@ -144,8 +218,9 @@ def _per_seed(record: dict) -> str:
     return record["command"].replace(f"seed={seed}", "seed=N").replace(f"seed{seed}", "seedN")
 
 
-def render_blocks(records: list[dict]) -> dict[str, str]:
-    """Block name -> its generated text (title line, table, the runs' stack and commands)."""
+def render_blocks(records: list[dict], teachers: list[dict] = ()) -> dict[str, str]:
+    """Block name -> its generated text (title line, table, the runs' stack and commands); the
+    teachers' tables and the teacher's-share tables when ``teachers`` are given."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         groups[group_key(r)].append(r)
@@ -157,6 +232,15 @@ def render_blocks(records: list[dict]) -> dict[str, str]:
                        + render_table(items)
                        + "\nMeasured with " + "; ".join(stacks) + ". Baseline command (seed N): `"
                        + "`; `".join(commands) + "`\n")
+    for dataset, split in sorted({(t["dataset"], t["split"]) for t in teachers}):
+        group = [t for t in teachers if (t["dataset"], t["split"]) == (dataset, split)]
+        key = f"teachers/{dataset}/{split}"
+        blocks[key] = (f"**{title(key)}** (top-1 / top-5 in %)\n\n" + render_teachers(group)
+                       + "\nMeasured with " + "; ".join(sorted({t["measured_with"] for t in group}))
+                       + ". Command: `" + "`; `".join(sorted({t["command"] for t in group})) + "`\n")
+    for key, rows in teacher_share(records, teachers).items():
+        blocks[key] = (f"**{title(key)}** (AP in %, Δ vs the baseline of the same seeds; the runs are "
+                       "those of the per-teacher tables)\n\n" + render_share(rows))
     return blocks
 
 
@@ -205,6 +289,53 @@ def collect(root: Path, fields: dict, command: str) -> list[dict]:
     return records
 
 
+def collect_teacher(folder: Path, fields: dict) -> dict:
+    """The teacher record of ``folder/classification_eval.json`` (written by train_teacher --eval-only)."""
+    path = folder / "classification_eval.json"
+    if not path.is_file():
+        raise ResultsDocError(f"{path} does not exist: run tools/train_teacher.py --eval-only with "
+                              f"train.output_dir={folder} first.")
+    ev = json.loads(path.read_text())
+    return {"name": fields["name"], "dataset": fields["dataset"], "split": fields["split"],
+            **{k: ev[k] for k in ("config", "parameters", "input_size", "classification")},
+            "measured_with": fields["measured_with"],
+            "command": f"python tools/train_teacher.py --config-file {ev['config']} --eval-only "
+                       f"dataloader.test.dataset.names={','.join(ev['datasets'])} train.init_checkpoint=TEACHER"}
+
+
+def plot_share(rows: list[tuple[dict, dict]], out: Path, heading: str) -> None:
+    """Figure: full DICOD's AP (mean ± std over seeds) against its teacher's top-1, one point per
+    teacher, with the baseline (mean ± std over its seeds) as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    base = {s: b["AP"] for _, v in rows for s, b in v.get(BASELINE, {}).items()}
+    if base:
+        mean, std = _mean_std(list(base.values()))
+        ax.axhspan(mean - std, mean + std, color="0.85", label=f"baseline, seeds {_seeds(list(base))}")
+        ax.axhline(mean, color="0.5", lw=1)
+    for teacher, variants in rows:
+        aps = [b["AP"] for b in variants["dicod"].values()]
+        mean, std = _mean_std(aps)
+        x = teacher["classification"]["top1"]
+        ax.errorbar(x, mean, yerr=std, fmt="o", capsize=4, color="C0")
+        ax.annotate(f"{teacher['name']} (n={len(aps)})", (x, mean), textcoords="offset points",
+                    xytext=(4, 6), fontsize=7)
+    ax.set_xlabel("teacher top-1 on the val crops (%)")
+    ax.set_ylabel("student box AP (%)")
+    ax.set_title(heading, fontsize=9)
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    tmp.replace(out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -219,6 +350,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--command", default="see {run}/config.yaml",
                    help="how the runs were made; {run}, {variant} and {seed} are replaced by the run's")
     c.add_argument("--out", type=Path, required=True, help="summary JSON file (records are added)")
+    t = sub.add_parser("collect-teacher", help="add a teacher evaluation to the teachers' summary")
+    t.add_argument("folder", type=Path, help="output folder of tools/train_teacher.py --eval-only")
+    t.add_argument("--name", required=True, help="the teacher's name in the student records")
+    t.add_argument("--dataset", default="fashiondet")
+    t.add_argument("--split", default="val")
+    t.add_argument("--measured-with", required=True, help="software stack, machine and date")
+    t.add_argument("--out", type=Path, default=TEACHER_DIR / "fashiondet.json")
+    f = sub.add_parser("plot", help="figure of the students' AP against their teachers' top-1")
+    f.add_argument("--dataset", default="fashiondet")
+    f.add_argument("--family", required=True)
+    f.add_argument("--schedule", required=True)
+    f.add_argument("--split", default="test")
+    f.add_argument("--summary", type=Path, default=SUMMARY_DIR)
+    f.add_argument("--out", type=Path, required=True, help="PNG file")
     r = sub.add_parser("render", help="rewrite the generated blocks of the results document")
     r.add_argument("--summary", type=Path, default=SUMMARY_DIR)
     r.add_argument("--document", type=Path, default=DOCUMENT)
@@ -239,8 +384,26 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_text(args.out, json.dumps(kept + new, indent=1) + "\n")
             print(f"{len(new)} records written to {args.out}")
             return 0
+        if args.action == "collect-teacher":
+            new = collect_teacher(args.folder, vars(args))
+            old = json.loads(args.out.read_text()) if args.out.is_file() else []
+            kept = [t for t in old if (t["name"], t["dataset"], t["split"]) != (new["name"], new["dataset"], new["split"])]
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(args.out, json.dumps(kept + [new], indent=1) + "\n")
+            print(f"teacher {new['name']} written to {args.out}")
+            return 0
+        teachers = load_records(args.summary / "teachers", TEACHER_FIELDS)
+        if args.action == "plot":
+            key = "share/" + "/".join((args.dataset, args.family, args.schedule, args.split))
+            rows = teacher_share(load_records(args.summary), teachers).get(key)
+            if not rows:
+                raise ResultsDocError(f"no full DICOD run of {args.family} ({args.schedule}, {args.split}) "
+                                      f"has a teacher in {args.summary / 'teachers'}.")
+            plot_share(rows, args.out, title(key))
+            print(f"wrote {args.out}")
+            return 0
         text = args.document.read_text() if args.document.is_file() else ""
-        rendered = render_document(text, render_blocks(load_records(args.summary)))
+        rendered = render_document(text, render_blocks(load_records(args.summary), teachers))
     except (ResultsDocError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -99,6 +99,10 @@ def test_eval_only_from_teacher_file_and_from_checkpoint(ce_fl_run, tmp_path):
         assert {f"top1-{c}" for c in thing_classes("fashiondet_tiny_val")} <= set(results)
         assert (out / "confusion_matrix.png").is_file()
         assert len((out / "per_class_accuracy.csv").read_text().splitlines()) == 11
+        summary = json.loads((out / "classification_eval.json").read_text())
+        assert summary["classification"]["top1"] == pytest.approx(results["top1"])
+        assert summary["checkpoint"] == str(ce_fl_run / ckpt) and summary["datasets"] == ["fashiondet_tiny_val"]
+        assert summary["parameters"] > 0 and summary["input_size"] > 0
 
 
 @pytest.mark.slow

@@ -96,3 +96,52 @@ def test_the_summary_names_the_teacher_and_stack_of_every_run():
     for record in results_doc.load_records():
         assert record["teacher"] and record["measured_with"] and record["command"]
         assert (REPO / record["command"].split("--config-file ")[1].split()[0]).is_file()
+
+
+def _teacher(name, top1, dataset="fashiondet"):
+    return {"name": name, "dataset": dataset, "split": "val", "config": f"configs/teacher/{name}.py",
+            "parameters": 3_380_000, "input_size": 56,
+            "classification": {"top1": top1, "top5": 99.0, "top1-small": 70.0, "top1-medium": float("nan")},
+            "measured_with": "stack", "command": f"eval {name}"}
+
+
+def test_teachers_and_the_teachers_share_render_from_the_summary():
+    strong, weak = _teacher("strong", 82.0), _teacher("weak", 10.0)
+    records = [_record("baseline", 0, 10.0, teacher="strong"), _record("baseline", 1, 12.0, teacher="strong"),
+               _record("dicod", 0, 13.0, teacher="strong"), _record("dicod", 1, 16.0, teacher="strong"),
+               _record("baseline", 0, 10.0, teacher="weak"), _record("dicod", 0, 9.5, teacher="weak"),
+               _record("dicod", 0, 20.0, teacher="unknown")]  # a teacher without an evaluation: no row
+    blocks = results_doc.render_blocks(records, [strong, weak])
+    teachers = blocks["teachers/fashiondet/val"]
+    assert "| strong | `configs/teacher/strong.py` | 3.38 M | 56 | 82.0 | 99.0 | 70.0 / – / – |" in teachers
+    assert teachers.index("| weak |") < teachers.index("| strong |")  # by top-1
+    share = blocks["share/fashiondet/faster_rcnn_lite0/600 it., batch 8/test"]
+    assert "| weak | 10.0 | 0 | 9.5 (-0.5) | 19.0 (-1.0) |" in share
+    assert "| strong | 82.0 | 0, 1 | 14.5 ± 2.1 (+3.5) | 29.0 ± 4.2 (+7.0) |" in share
+    assert "unknown" not in share
+
+
+def test_collect_teacher_reads_the_eval_only_summary_and_plot_draws_the_share(tmp_path):
+    run = tmp_path / "eval"
+    run.mkdir()
+    missing = run_tool("results_doc.py", "collect-teacher", str(run), "--name", "t", "--measured-with", "m",
+                       "--out", str(tmp_path / "summary/teachers/f.json"))
+    assert missing.returncode == 1 and "classification_eval.json does not exist" in missing.stderr
+    (run / "classification_eval.json").write_text(json.dumps(
+        {"config": "configs/teacher/t.py", "checkpoint": "t.pth", "datasets": ["fashiondet_val"],
+         "parameters": 10, "input_size": 112, "classification": {"top1": 80.0, "top5": 99.0}}))
+    for _ in range(2):  # collecting again replaces the record
+        done = run_tool("results_doc.py", "collect-teacher", str(run), "--name", "t", "--measured-with", "m",
+                        "--out", str(tmp_path / "summary/teachers/f.json"))
+        assert done.returncode == 0, done.stderr
+    (teacher,) = json.loads((tmp_path / "summary/teachers/f.json").read_text())
+    assert teacher["classification"]["top1"] == 80.0 and "--eval-only" in teacher["command"]
+    (tmp_path / "summary/runs.json").write_text(json.dumps(
+        [_record("baseline", 0, 10.0, teacher="t"), _record("dicod", 0, 12.0, teacher="t")]))
+    figure = tmp_path / "share.png"
+    args = ["--family", "faster_rcnn_lite0", "--schedule", "600 it., batch 8", "--summary", str(tmp_path / "summary")]
+    done = run_tool("results_doc.py", "plot", *args, "--out", str(figure))
+    assert done.returncode == 0, done.stderr
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    other = run_tool("results_doc.py", "plot", *args[:1], "ssd", *args[2:], "--out", str(figure))
+    assert other.returncode == 1 and "no full DICOD run of ssd" in other.stderr
