@@ -71,7 +71,7 @@ def quoted_commands(doc):
         for tool, rest in zip(parts[1::2], parts[2::2], strict=True):
             rest = re.split(r"`|\s#\s|;", rest)[0]
             words = rest.split()
-            sub = words[0] if words and re.fullmatch(r"[a-z]+", words[0]) else None
+            sub = words[0] if words and re.fullmatch(r"[a-z][a-z-]*", words[0]) else None
             calls.append((tool, sub, FLAG.findall(rest)))
     return calls
 
@@ -85,7 +85,7 @@ def _help(tool, sub=None):
 
 def _flags_of(tool, sub):
     text = _help(tool)
-    if sub and re.search(r"\{[\w,]*\b" + sub + r"\b[\w,]*\}", text):
+    if sub and re.search(r"\{[\w,-]*\b" + sub + r"\b[\w,-]*\}", text):
         text += _help(tool, sub)
     return set(FLAG.findall(text))
 
