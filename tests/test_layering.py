@@ -20,7 +20,7 @@ LAYERS = (
     ("cli",),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
-ABOVE_THE_LIBRARY = ("tools", "benchmarking", "demo_pipeline", "tide_report", "tests", "_helpers")
+ABOVE_THE_LIBRARY = ("tools", "benchmarking", "demo_pipeline", "results_doc", "tide_report", "tests", "_helpers")
 #: the library modules that read a command line (detectron2's argument parser and the dicod-d2 entry point)
 COMMAND_LINE_MODULES = ("dicod_d2/cli.py", "dicod_d2/engine/defaults.py")
 

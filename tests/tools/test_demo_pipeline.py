@@ -170,3 +170,24 @@ def test_reports_of_other_families_never_share_a_file(tmp_path):
     assert index == tmp_path / "report.md"
     assert index.read_text().splitlines()[-2:] == ["- [faster_rcnn](report_faster_rcnn.md)",
                                                    "- [retinanet](report_retinanet.md)"]
+
+
+def test_the_report_puts_the_demo_beside_the_reference_runs(tmp_path):
+    reference = [{"variant": v, "seed": seed, "bbox": {"AP": ap}, "measured_with": "stack"}
+                 for v, seed, ap in (("baseline", 0, 10.0), ("baseline", 1, 12.0), ("dicod", 0, 13.0),
+                                     ("dicod", 1, 15.0), ("dicod", 2, 17.0), ("no_teacher", 0, 11.0))]
+    agg = {"baseline": {"bbox": {"AP": (11.5, 0.0)}, "seeds": [0]}, "dicod": {"bbox": {"AP": (14.0, 0.0)}, "seeds": [0]}}
+    table = report.reference_table(agg, reference, ["baseline", "dicod"], {"dicod": "full DICOD"})
+    assert "| baseline | 11.5 (0) | 11.0 ± 1.4 (0, 1) | 10.0 – 12.0 | +0.5 |" in table
+    assert "| full DICOD | 14.0 (0) | 15.0 ± 2.0 (0, 1, 2) | 13.0 – 17.0 | -1.0 |" in table
+    assert "no_teacher" not in table  # a variant the demo did not train has no row
+
+
+def test_the_reference_runs_are_those_of_the_demos_configs_and_teacher(tmp_path):
+    demo = pipeline.reference_runs(pipeline.DemoSettings(out_dir=tmp_path, preset="demo", students=("faster_rcnn",)))
+    assert {r["variant"] for r in demo["faster_rcnn"]} >= {"baseline", "dicod"}
+    assert {(r["teacher"], r["split"], r["family"]) for r in demo["faster_rcnn"]} == {
+        (pipeline.REFERENCE_TEACHER["general"], pipeline.REPORT_SPLIT, "faster_rcnn")}
+    assert pipeline.reference_runs(pipeline.DemoSettings(out_dir=tmp_path, preset="quick")) == {}
+    shorter = pipeline.DemoSettings(out_dir=tmp_path, preset="demo", student_iters=10)
+    assert pipeline.reference_runs(shorter) == {}

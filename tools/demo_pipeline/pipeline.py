@@ -40,6 +40,8 @@ TEACHER_CONFIGS = {
     "ssd": "configs/teacher/fashiondet/resnet_tiny_56_ssd_ce.py",
 }
 STUDENT_TEACHER = {"faster_rcnn": "general", "retinanet": "general", "ssd": "ssd"}
+#: teacher recipe -> the teacher's name in the results summary (projects/DICOD/results/*.json)
+REFERENCE_TEACHER = {"general": "efficientnet_lite0_56", "ssd": "resnet_tiny_56"}
 #: the split where settings were chosen, and the one the report's numbers come from
 CHOICE_SPLIT, REPORT_SPLIT = "val", "test"
 
@@ -356,6 +358,20 @@ def commands(s: DemoSettings, teachers: dict[str, Path]) -> list[str]:
     return lines
 
 
+def reference_runs(s: DemoSettings) -> dict[str, list[dict]]:
+    """Student -> the project's reference records (tools/results_doc.py) of the configs and teacher
+    this demo trains, on the report split; none when the demo's data or schedules are not the
+    reference's (another preset, or iterations overridden)."""
+    from results_doc import load_records
+
+    if s.preset != "demo" or s.student_iters is not None or s.teacher_iters is not None:
+        return {}
+    records = load_records()
+    return {st: [r for r in records if r["family"] == st and r["dataset"] == "fashiondet"
+                 and r["split"] == REPORT_SPLIT and r["teacher"] == REFERENCE_TEACHER[STUDENT_TEACHER[st]]]
+            for st in s.students}
+
+
 def run_demo(s: DemoSettings) -> Path:
     """Every stage of the demo; returns the path of its report (``report_<families>.md``, linked
     from ``report.md``)."""
@@ -409,6 +425,7 @@ def run_demo(s: DemoSettings) -> Path:
         splits=(REPORT_SPLIT, CHOICE_SPLIT), tide_summary=summary,
         figures={"ap_vs_iou": figures, "tide": summary["files"]["figure_png"]},
         examples=pictures, deployable=deploy, commands=commands(s, teachers), stage_seconds=seconds,
+        reference=reference_runs(s),
     )
     atomic_write_text(paths["results"], json.dumps(
         {"teachers": {r: {k: v for k, v in t.items() if k != "path"} for r, t in teacher_info.items()},

@@ -1,6 +1,7 @@
 """The demo's report: tables in the paper's form (baseline vs each variant) and the AP/IoU figure."""
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -39,6 +40,28 @@ def results_table(agg: Mapping[str, dict], order: Sequence[str], keys: Sequence[
             cells.append(f"{a['s_per_iter'][0]:.2f}")
         seeds = ", ".join(map(str, a["seeds"]))
         lines.append(f"| {labels.get(name, name)} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def reference_table(agg: Mapping[str, dict], reference: Sequence[Mapping], order: Sequence[str],
+                    labels: Mapping[str, str]) -> str:
+    """Markdown table: this demo's AP per variant beside the project's reference runs of the same
+    config and teacher (``reference``: results_doc records), with the reference's spread over seeds."""
+    by_variant: dict[str, dict[int, float]] = {}
+    for r in reference:
+        by_variant.setdefault(r["variant"], {})[r["seed"]] = r["bbox"]["AP"]
+    lines = ["| run | this demo: AP (seeds) | reference: AP mean ± std (seeds) | reference: lowest – highest seed "
+             "| this demo − reference |", "|---|---|---|---|---|"]
+    for name in order:
+        if name not in agg or name not in by_variant:
+            continue
+        mine, ref = agg[name], list(by_variant[name].values())
+        mean = statistics.fmean(ref)
+        std = statistics.stdev(ref) if len(ref) > 1 else 0.0
+        seeds = ", ".join(map(str, sorted(by_variant[name])))
+        lines.append(f"| {labels.get(name, name)} | {mine['bbox']['AP'][0]:.1f} ({', '.join(map(str, mine['seeds']))}) "
+                     f"| {mean:.1f} ± {std:.1f} ({seeds}) | {min(ref):.1f} – {max(ref):.1f} "
+                     f"| {mine['bbox']['AP'][0] - mean:+.1f} |")
     return "\n".join(lines)
 
 
@@ -89,13 +112,29 @@ def tide_table(summary: Mapping) -> str:
     return "\n".join(lines)
 
 
+def _reference_part(student: str, agg: Mapping[str, dict], reference: Sequence[Mapping], order: Sequence[str],
+                    labels: Mapping[str, str], split: str) -> list[str]:
+    """The report's lines comparing this demo's runs with the project's reference runs."""
+    head = f"### {student}: this demo against the project's reference ({split} split)"
+    if not reference:
+        return [head, "", "No reference runs of these configs and teacher are in the results document; "
+                "compare by hand with projects/DICOD/RESULTS.md.", ""]
+    return [head, "", "The reference: the same configs and teacher trained by the project on several "
+            "seeds (projects/DICOD/RESULTS.md). A single seed differs from machine to machine; expect one "
+            "seed within about two standard deviations of the reference mean.", "",
+            reference_table(agg, reference, order, labels), "",
+            f"Reference measured with {'; '.join(sorted({r['measured_with'] for r in reference}))}.", ""]
+
+
 def write_report(path: str | Path, *, title: str, settings: Sequence[str], teachers: Mapping[str, Mapping],
                  agg: Mapping[str, Mapping[str, dict]], order: Sequence[str], labels: Mapping[str, str],
                  splits: Sequence[str], tide_summary: Mapping, figures: Mapping, examples: Sequence[str],
-                 deployable: str, commands: Sequence[str], stage_seconds: Mapping[str, float]) -> None:
+                 deployable: str, commands: Sequence[str], stage_seconds: Mapping[str, float],
+                 reference: Mapping[str, Sequence[Mapping]] = {}) -> None:
     """``report.md``: settings, teachers, per student the COCO tables in the paper's form on the
     report split (``splits[0]``) with the choice split (``splits[1]``) beside it, TIDE, figures,
     example detections, the deployable-student line and the commands. ``agg``: student -> split -> variant -> aggregate.
+    ``reference``: student -> the project's reference records (results_doc) of the same configs, if any.
     Image paths are written relative to the report."""
     folder = Path(path).parent
     report_split, choice_split = splits
@@ -113,6 +152,8 @@ def write_report(path: str | Path, *, title: str, settings: Sequence[str], teach
             "Mean over seeds ± sample standard deviation, (difference to the baseline's mean over the same seeds); "
             "s/iter is the median seconds per training iteration.", "",
             ap_table(by_split[report_split], order, labels), "",
+            *_reference_part(student, by_split[report_split], reference.get(student, ()), order, labels,
+                             report_split),
             f"### {student}: the same runs on the {choice_split} split (where settings are chosen)", "",
             results_table(by_split[choice_split], order, AP_KEYS[:3], labels), "",
             f"### {student}: AP at each IoU threshold ({report_split}; the paper's table 5)", "",
