@@ -59,9 +59,10 @@ def _check_inputs(images: Tensor, boxes: Tensor, batch_index: Tensor, size: int,
         )
     if batch_index.dtype != torch.long:
         raise ValueError(f"batch_index must be a long tensor, got {batch_index.dtype}.")
-    # the range check reads the values: only where that costs no device synchronisation (CPU)
-    on_cpu = batch_index.device.type == "cpu"
-    if check_index and on_cpu and batch_index.numel() and ((batch_index < 0) | (batch_index >= images.shape[0])).any():
+    # the range check reads the values: only where that costs no device synchronisation (CPU), and
+    # only when the caller asks for it
+    checked = check_index and batch_index.device.type == "cpu" and batch_index.numel() > 0
+    if checked and ((batch_index < 0) | (batch_index >= images.shape[0])).any():
         raise ValueError(
             f"batch_index values must lie in [0, {images.shape[0] - 1}] (the batch has "
             f"{images.shape[0]} images), got [{int(batch_index.min())}, {int(batch_index.max())}]."

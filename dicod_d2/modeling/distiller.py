@@ -281,9 +281,10 @@ class DICODDistiller:
 
         Every gt box of the batch is cropped once (one ``roi_align`` call, no grad) and classified
         once (chunked), also one without a positive, so that no shape depends on the indices' values;
-        the same normalised crops are the gt branch of KD_loc (both crops sample the same points). The "pixels" of L_loc_pix are the teacher's
-        normalised input. The predicted branch runs the teacher up to the deepest ``loc_layers``
-        entry for all K positives with autograd, so its activation memory grows with K.
+        the same normalised crops are the gt branch of KD_loc (both crops sample the same points).
+        The "pixels" of L_loc_pix are the teacher's normalised input. The predicted branch runs the
+        teacher up to the deepest ``loc_layers`` entry for all K positives with autograd, so its
+        activation memory grows with K.
         """
         if mode not in _KD_CLS:
             raise ValueError(f"mode must be 'softmax' or 'sigmoid', got {mode!r}.")
@@ -554,7 +555,7 @@ def raw_images(
     height, width = (max(im.shape[d] for im in images) for d in (-2, -1))
     if size_divisibility > 1:
         height, width = (-(-side // size_divisibility) * size_divisibility for side in (height, width))
-    batch = torch.zeros((len(images), *images[0].shape[:-2], height, width), device=images[0].device)
+    batch = torch.zeros((len(images), *images[0].shape[:-2], height, width), dtype=torch.float32, device=images[0].device)
     for image, padded in zip(images, batch, strict=True):
         padded[..., : image.shape[-2], : image.shape[-1]].copy_(image)
     return batch
