@@ -44,7 +44,7 @@ MIN_BOX_SIZE = 1.0
 """Smallest box width / height (pixels) that is sampled; smaller boxes are enlarged about their centre."""
 
 
-def _check_inputs(images: Tensor, boxes: Tensor, batch_index: Tensor, size: int) -> None:
+def _check_inputs(images: Tensor, boxes: Tensor, batch_index: Tensor, size: int, check_index: bool) -> None:
     if images.dim() != 4 or not images.is_floating_point():
         raise ValueError(
             f"images must be a float tensor [B, C, H, W], got {tuple(images.shape)} {images.dtype}; "
@@ -59,9 +59,10 @@ def _check_inputs(images: Tensor, boxes: Tensor, batch_index: Tensor, size: int)
         )
     if batch_index.dtype != torch.long:
         raise ValueError(f"batch_index must be a long tensor, got {batch_index.dtype}.")
-    # the range check reads the values: only where that costs no device synchronisation (CPU)
-    on_cpu = batch_index.device.type == "cpu"
-    if on_cpu and batch_index.numel() and ((batch_index < 0) | (batch_index >= images.shape[0])).any():
+    # the range check reads the values: only where that costs no device synchronisation (CPU), and
+    # only when the caller asks for it
+    checked = check_index and batch_index.device.type == "cpu" and batch_index.numel() > 0
+    if checked and ((batch_index < 0) | (batch_index >= images.shape[0])).any():
         raise ValueError(
             f"batch_index values must lie in [0, {images.shape[0] - 1}] (the batch has "
             f"{images.shape[0]} images), got [{int(batch_index.min())}, {int(batch_index.max())}]."
@@ -92,7 +93,9 @@ def prepare_boxes(boxes: Tensor, height: int, width: int) -> Tensor:
 
 
 @torch.no_grad()
-def crop_boxes_roi_align(images: Tensor, boxes: Tensor, batch_index: Tensor, size: int) -> Tensor:
+def crop_boxes_roi_align(
+    images: Tensor, boxes: Tensor, batch_index: Tensor, size: int, *, check_index: bool = True
+) -> Tensor:
     """Crop without gradient with ONE batched ``roi_align`` call.
 
     Args:
@@ -100,10 +103,11 @@ def crop_boxes_roi_align(images: Tensor, boxes: Tensor, batch_index: Tensor, siz
         boxes: [N, 4] XYXY absolute pixels in the coordinates of ``images``.
         batch_index: [N] long, the image of each box.
         size: output side ``s`` in pixels.
+        check_index: check that ``batch_index`` lies in ``[0, B)`` (see :func:`crop_boxes_differentiable`).
     Returns:
         [N, C, s, s] crops, same dtype/device as ``images``.
     """
-    _check_inputs(images, boxes, batch_index, size)
+    _check_inputs(images, boxes, batch_index, size, check_index)
     prepared = prepare_boxes(boxes.to(images.dtype), images.shape[2], images.shape[3])
     rois = torch.cat([batch_index.to(images.dtype)[:, None], prepared], dim=1)
     return roi_align(
@@ -148,7 +152,7 @@ def _mosaic_grid(boxes: Tensor, batch_index: Tensor, num_images: int, height: in
 
 
 def crop_boxes_differentiable(
-    images: Tensor, boxes: Tensor, batch_index: Tensor, size: int
+    images: Tensor, boxes: Tensor, batch_index: Tensor, size: int, *, check_index: bool = True
 ) -> Tensor:
     """Bilinear crop that is differentiable w.r.t. the box coordinates and the images.
 
@@ -157,6 +161,9 @@ def crop_boxes_differentiable(
         boxes: [N, 4] XYXY absolute pixels in the coordinates of ``images``.
         batch_index: [N] long, the image of each box.
         size: output side ``s`` in pixels.
+        check_index: check that ``batch_index`` lies in ``[0, B)``: a read of its values, so done on
+            CPU only (where it costs no device synchronisation); False skips it for indices that the
+            caller built in range.
     Returns:
         [N, C, s, s] crops in the order of ``boxes`` (a view of the sampler's output, not
         contiguous), same dtype/device as ``images``.
@@ -172,7 +179,7 @@ def crop_boxes_differentiable(
     the mosaic coordinate may pick the other one than a per-image sampler would; on the first row of
     an image it is the difference to the next row where the sampler's border clipping gives zero.
     """
-    _check_inputs(images, boxes, batch_index, size)
+    _check_inputs(images, boxes, batch_index, size, check_index)
     size = int(size)
     num_images, channels, height, width = images.shape
     num_boxes = boxes.shape[0]

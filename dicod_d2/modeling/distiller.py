@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
-from detectron2.structures import ImageList
 from torch import Tensor
 
 from ..errors import ConfigError
@@ -42,6 +41,7 @@ __all__ = [
     "DetectorNormalizer",
     "DistillationPositives",
     "DistillationStudent",
+    "batch_image_index",
     "raw_images",
 ]
 
@@ -279,11 +279,12 @@ class DICODDistiller:
             ``{name: scalar}`` for the enabled terms (see :attr:`loss_names`), each finite and
             connected to the student's graph also when K = 0.
 
-        Every gt box that has at least one positive is cropped once (one ``roi_align`` call, no
-        grad) and classified once (chunked); the same normalised crops are the gt branch of KD_loc
-        (both crops sample the same points). The "pixels" of L_loc_pix are the teacher's
-        normalised input. The predicted branch runs the teacher up to the deepest ``loc_layers``
-        entry for all K positives with autograd, so its activation memory grows with K.
+        Every gt box of the batch is cropped once (one ``roi_align`` call, no grad) and classified
+        once (chunked), also one without a positive, so that no shape depends on the indices' values;
+        the same normalised crops are the gt branch of KD_loc (both crops sample the same points).
+        The "pixels" of L_loc_pix are the teacher's normalised input. The predicted branch runs the
+        teacher up to the deepest ``loc_layers`` entry for all K positives with autograd, so its
+        activation memory grows with K.
         """
         if mode not in _KD_CLS:
             raise ValueError(f"mode must be 'softmax' or 'sigmoid', got {mode!r}.")
@@ -293,14 +294,16 @@ class DICODDistiller:
             zero = student_logits.sum() * 0.0 + pred_boxes.sum() * 0.0
             return {name: zero for name in self.loss_names}
 
-        # Crop each gt box that has a positive once (no grad); positives index into them via `inverse`.
-        num_gt = torch.tensor([len(b) for b in gt_boxes], device=pos_image_index.device)
-        offsets = torch.cumsum(num_gt, 0) - num_gt
-        flat_gt = offsets[pos_image_index] + pos_gt_index
-        used_gt, inverse = torch.unique(flat_gt, return_inverse=True)
-        all_gt = torch.cat([b.to(images.device, images.dtype) for b in gt_boxes])
-        gt_image = torch.repeat_interleave(torch.arange(len(gt_boxes), device=num_gt.device), num_gt)
-        used_gt, inverse = used_gt.to(images.device), inverse.to(images.device)
+        # Every gt box of the batch is cropped and classified once (no grad), in the order of
+        # torch.cat(gt_boxes); positive k uses row flat_gt[k]. Taking all G boxes, not only those with a
+        # positive (torch.unique), keeps every shape known to the host: no read of the indices. A gt box
+        # without a positive is rare (the students match each gt box to its best anchor, or add it to
+        # the proposals) and costs only its teacher forward.
+        device = images.device
+        gt_image = batch_image_index([len(b) for b in gt_boxes], device)  # [G]
+        first_row = torch.searchsorted(gt_image, torch.arange(len(gt_boxes), device=device))  # [B]
+        pos_image_index = pos_image_index.to(device)
+        flat_gt = first_row[pos_image_index] + pos_gt_index.to(device)  # [K] -> G
         losses: dict[str, Tensor] = {}
         if self.kd_cls and self.kd_cls_target == "label_smoothing":
             target = self._smoothed_target_logits(gt_classes, flat_gt, student_logits, mode)
@@ -308,21 +311,21 @@ class DICODDistiller:
             losses["loss_kd_cls"] = self.kd_cls_weight * (kd / cls_div)
         if not (self.loc_pix or self.kd_loc or (self.kd_cls and self.kd_cls_target == "teacher")):
             return losses
-        gt_crops = crop_boxes_roi_align(
-            images, all_gt[used_gt], gt_image.to(images.device)[used_gt], self.crop_size
-        )
+        all_gt = torch.cat([b.to(device, images.dtype) for b in gt_boxes])  # [G, 4]
+        # gt_image is in range by construction: no range check (on CPU, a read of its values)
+        gt_crops = crop_boxes_roi_align(images, all_gt, gt_image, self.crop_size, check_index=False)
         gt_input = self.teacher.normalize(gt_crops, self.input_format)
 
         if self.kd_cls and self.kd_cls_target == "teacher":
-            teacher_logits = self.teacher.logits(gt_input, chunk_size=self.chunk_size)[inverse]
+            teacher_logits = self.teacher.logits(gt_input, chunk_size=self.chunk_size)[flat_gt]
             kd = _KD_CLS[mode](student_logits, teacher_logits, self.temperature)
             losses["loss_kd_cls"] = self.kd_cls_weight * (kd / cls_div)
         if self.loc_pix or self.kd_loc:
             if self.max_loc_positives_per_image is not None:
                 keep = self._loc_subset(pos_image_index, self.max_loc_positives_per_image)
-                inverse, pred_boxes, pos_image_index = inverse[keep], pred_boxes[keep], pos_image_index[keep]
+                flat_gt, pred_boxes, pos_image_index = flat_gt[keep], pred_boxes[keep], pos_image_index[keep]
                 box_div = box_div * len(keep) / num_pos  # the subset's sum stands for K / |subset| of it
-            losses.update(self._loc_losses(images, gt_crops, gt_input, inverse, pred_boxes, pos_image_index, box_div))
+            losses.update(self._loc_losses(images, gt_crops, gt_input, flat_gt, pred_boxes, pos_image_index, box_div))
         return losses
 
     def _divisors(self, num_pos: int, detector_normalizer: DetectorNormalizer | None) -> tuple[float, float]:
@@ -361,9 +364,11 @@ class DICODDistiller:
         )
         order = torch.argsort(keys)  # grouped by image, random within an image
         sorted_image = pos_image_index[order]
-        counts = torch.bincount(sorted_image)
-        starts = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(len(order), device=order.device) - starts[sorted_image]
+        start = torch.searchsorted(sorted_image, sorted_image)  # first position of each one's image
+        rank = torch.arange(len(order), device=order.device) - start
+        # A host read that stays: the number kept, Σ_i min(K_i, cap), is data-dependent and sets the
+        # teacher's batch. A fixed shape would pad to B·cap crops with weight 0, the teacher's work the
+        # cap is there to save.
         return torch.sort(order[rank < cap]).values
 
     def _loc_losses(
@@ -371,17 +376,17 @@ class DICODDistiller:
         images: Tensor,
         gt_crops: Tensor,
         gt_input: Tensor,
-        inverse: Tensor,
+        flat_gt: Tensor,
         pred_boxes: Tensor,
         pos_image_index: Tensor,
         divisor: float,
     ) -> dict[str, Tensor]:
         """Weighted L_loc_pix / L_kd_loc: sums over the positives given, divided by ``divisor``.
 
-        ``gt_crops`` [U, 3, s, s] gt crops on the 0-255 scale, ``gt_input`` the same normalised for the
-        teacher, ``inverse`` [K] -> U. The gt maps are pooled BEFORE being gathered per positive
-        (pooling is per sample, and re-pooling an h×h map to h×h is the identity), so memory stays
-        O(U) for the gt branch.
+        ``gt_crops`` [G, 3, s, s] the crops of the batch's gt boxes on the 0-255 scale, ``gt_input`` the
+        same normalised for the teacher, ``flat_gt`` [K] -> G the gt box of each positive. The gt maps
+        are pooled BEFORE being gathered per positive (pooling is per sample, and re-pooling an h×h map
+        to h×h is the identity), so memory stays O(G) for the gt branch.
         """
         pred_crops = crop_boxes_differentiable(
             images, pred_boxes.to(images.dtype), pos_image_index.to(images.device), self.crop_size
@@ -394,7 +399,7 @@ class DICODDistiller:
             if self.loc_pix_space == "image":  # 0-255, mean-subtracted (the mean cancels in the L1)
                 pred_feats[PIXELS], gt_feats[PIXELS] = pred_crops, gt_crops
             pools = dict(zip(self.loc_layers, self.loc_pools, strict=True))
-            gt_feats = {n: F.adaptive_avg_pool2d(gt_feats[n], p)[inverse] for n, p in pools.items()}
+            gt_feats = {n: F.adaptive_avg_pool2d(gt_feats[n], p)[flat_gt] for n, p in pools.items()}
         out = {}
         if self.loc_pix:
             pix = loc_pixel_loss(pred_feats[PIXELS], gt_feats[PIXELS], pools[PIXELS])
@@ -541,8 +546,22 @@ def raw_images(
 ) -> Tensor:
     """Unnormalised padded batch [B, 3, H, W] float 0..255 from detectron2 ``batched_inputs``.
 
-    Uses ``ImageList.from_tensors`` (padding value 0) with the student's ``size_divisibility``, so the
-    sizes and box coordinates match the student's normalised ``ImageList``.
+    Padded as ``ImageList.from_tensors`` pads the student's normalised batch (value 0 at the bottom
+    and right, H and W the largest image sides rounded up to a multiple of ``size_divisibility``), so
+    the sizes and box coordinates match; the padded size is computed from the images' shapes on the
+    host (``from_tensors`` reads it back from a tensor).
     """
-    images = [x["image"].to(device=device, dtype=torch.float32) for x in batched_inputs]
-    return ImageList.from_tensors(images, size_divisibility).tensor
+    images = [x["image"].to(device=device) for x in batched_inputs]
+    height, width = (max(im.shape[d] for im in images) for d in (-2, -1))
+    if size_divisibility > 1:
+        height, width = (-(-side // size_divisibility) * size_divisibility for side in (height, width))
+    batch = torch.zeros((len(images), *images[0].shape[:-2], height, width), dtype=torch.float32, device=images[0].device)
+    for image, padded in zip(images, batch, strict=True):
+        padded[..., : image.shape[-2], : image.shape[-1]].copy_(image)
+    return batch
+
+
+def batch_image_index(sizes: Sequence[int], device: torch.device | str | None = None) -> Tensor:
+    """[Σ sizes] long: ``i`` repeated ``sizes[i]`` times, the image of each row of a batch whose
+    images hold ``sizes`` rows each (built on ``device``: no host read, no host-to-device copy)."""
+    return torch.cat([torch.full((n,), i, dtype=torch.long, device=device) for i, n in enumerate(sizes)])

@@ -17,7 +17,7 @@ from detectron2.structures import Instances
 from torch import Tensor
 
 from ..errors import ConfigError
-from .distiller import DetectorNormalizer, DistillationPositives
+from .distiller import DetectorNormalizer, DistillationPositives, batch_image_index
 
 __all__ = ["DICODROIHeads"]
 
@@ -93,26 +93,28 @@ class DICODROIHeads(StandardROIHeads):
             ``loss_cls`` and ``loss_box_reg`` by the number of sampled RoIs of the batch: that is
             the normaliser.
         """
-        is_pos = [(p.gt_classes >= 0) & (p.gt_classes < self.num_classes) for p in proposals]
-
-        def gather(field: str) -> Tensor:
-            return torch.cat([p.get(field)[m] for p, m in zip(proposals, is_pos, strict=True)])
-
-        logits, deltas, classes = gather("class_logits"), gather("box_deltas"), gather("gt_classes")
-        boxes = torch.cat([p.proposal_boxes.tensor[m] for p, m in zip(proposals, is_pos, strict=True)])
+        sizes = [len(p) for p in proposals]
+        gt_classes = torch.cat([p.gt_classes for p in proposals])  # [R], R sampled proposals
+        is_pos = (gt_classes >= 0) & (gt_classes < self.num_classes)
+        # The one host read: K, the number of positives, is data-dependent and sets the teacher's
+        # batch (a fixed shape would pad to R rows and run the teacher on the padding). Every field
+        # is then gathered with these indices, so neither gathering nor its backward reads again.
+        (rows,) = torch.nonzero(is_pos, as_tuple=True)  # [K]
+        logits = torch.cat([p.class_logits for p in proposals])[rows]
+        deltas = torch.cat([p.box_deltas for p in proposals])[rows]
+        classes = gt_classes[rows]
+        boxes = torch.cat([p.proposal_boxes.tensor for p in proposals])[rows]
         # images without gt have no positive and no gt_index field
         gt_index = torch.cat(
-            [p.gt_index[m] if p.has("gt_index") else m.new_zeros(0, dtype=torch.long)
-             for p, m in zip(proposals, is_pos, strict=True)]
-        )
-        image_index = torch.cat(
-            [torch.full((int(m.sum()),), i, dtype=torch.long, device=m.device) for i, m in enumerate(is_pos)]
-        )
+            [p.gt_index if p.has("gt_index") else p.gt_classes.new_zeros(len(p), dtype=torch.long)
+             for p in proposals]
+        )[rows]
+        image_index = batch_image_index(sizes, gt_classes.device)[rows]
         if deltas.shape[1] > 4:  # class-specific regression: the gt class's 4 deltas
             per_class = deltas.view(len(deltas), deltas.shape[1] // 4, 4)
             deltas = per_class[torch.arange(len(deltas), device=deltas.device), classes]
         pred_boxes = self.box_predictor.box2box_transform.apply_deltas(deltas, boxes)
-        num_sampled = max(sum(len(p) for p in proposals), 1)
+        num_sampled = max(sum(sizes), 1)
         return DistillationPositives(
             logits, image_index, gt_index, pred_boxes, mode="softmax",
             detector_normalizer=DetectorNormalizer(cls=num_sampled, box=num_sampled),

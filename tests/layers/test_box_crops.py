@@ -243,3 +243,15 @@ def test_differentiable_crop_launches_the_same_operators_for_any_number_of_image
     assert sum(calls[8].get(name, 0) for name in host_reads) <= 2
     more_boxes = _operator_calls(images, torch.cat([boxes, boxes]), torch.cat([index, index]), 5)
     assert more_boxes == calls[8]
+
+
+@pytest.mark.parametrize("crop", [crop_boxes_roi_align, crop_boxes_differentiable])
+def test_check_index_false_skips_the_range_check_and_its_host_read(batch, crop):
+    """For indices the caller builds in range (the distiller's gt boxes): no read of their values."""
+    images, boxes, batch_index = batch
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        unchecked = crop(images, boxes, batch_index, 4, check_index=False)
+    assert not [e for e in prof.events() if e.name in ("aten::_local_scalar_dense", "aten::nonzero")]
+    torch.testing.assert_close(unchecked, crop(images, boxes, batch_index, 4), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="batch_index values"):
+        crop(images, boxes, batch_index + 1, 4)

@@ -115,6 +115,9 @@ class DICODRetinaNet(DistillationStudent, RetinaNet):
         """
         labels = cat(gt_labels).view(len(gt_labels), -1)  # [B, R]
         pos_mask = (labels >= 0) & (labels != self.num_classes)
+        # The one host read of DICOD here (RetinaNet's own losses only sum the mask): K, the number of
+        # positives, is data-dependent and sets the teacher's batch. A fixed shape would pad to B·R
+        # anchors and run the teacher on the padding.
         image_index, anchor_index = pos_mask.nonzero(as_tuple=True)
         logits = cat(pred_logits, dim=1)[image_index, anchor_index]  # [K, C]
         deltas = cat(pred_deltas, dim=1)[image_index, anchor_index]  # [K, 4]

@@ -238,6 +238,7 @@ class SSD(DistillationStudent, DenseDetector):
         """Gather the positive anchors. anchors [R, 4]; pred_logits [B, R, C+1]; pred_deltas
         [B, R, 4]; gt_labels, matched_idxs [B, R] (see :meth:`label_anchors`)."""
         pos_mask = (gt_labels >= 0) & (gt_labels != self.num_classes)
+        # a host read (K is data-dependent), which SSD's own losses need as well as the distiller
         image_index, anchor_index = pos_mask.nonzero(as_tuple=True)
         gt_index = matched_idxs[image_index, anchor_index]
         num_gt = torch.tensor([len(g) for g in gt_instances], device=anchors.device)
