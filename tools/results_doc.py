@@ -178,7 +178,8 @@ def render_teachers(teachers: list[dict]) -> str:
 
 def teacher_share(records: list[dict], teachers: list[dict]) -> dict[str, list[tuple[dict, dict]]]:
     """``share/<dataset>/<family>/<schedule>/<split>`` -> [(teacher record, {variant: {seed: bbox}})] for
-    every teacher of ``teachers`` (on val, the split teachers are chosen on) that taught full DICOD."""
+    every teacher of ``teachers`` (on val, the split teachers are chosen on) that taught full DICOD;
+    a group with a single such teacher has no table."""
     by_name = {t["name"]: t for t in teachers if t["split"] == "val"}
     runs: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
     for r in records:
@@ -188,7 +189,7 @@ def teacher_share(records: list[dict], teachers: list[dict]) -> dict[str, list[t
     for (*group, teacher), variants in sorted(runs.items()):
         if "dicod" in variants:
             share["share/" + "/".join(map(str, group))].append((by_name[teacher], variants))
-    return {k: sorted(v, key=lambda tv: tv[0]["classification"]["top1"]) for k, v in share.items()}
+    return {k: sorted(v, key=lambda tv: tv[0]["classification"]["top1"]) for k, v in share.items() if len(v) > 1}
 
 
 def _mean_delta(runs: dict[int, dict], base: dict[int, dict], metric: str) -> str:
@@ -305,29 +306,32 @@ def collect_teacher(folder: Path, fields: dict) -> dict:
 
 def plot_share(rows: list[tuple[dict, dict]], out: Path, heading: str) -> None:
     """Figure: full DICOD's AP (mean ± std over seeds) against its teacher's top-1, one point per
-    teacher, with the baseline (mean ± std over its seeds) as a band."""
+    teacher, with the baseline and the no-teacher control (mean ± std over their seeds) as bands."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    base = {s: b["AP"] for _, v in rows for s, b in v.get(BASELINE, {}).items()}
-    if base:
-        mean, std = _mean_std(list(base.values()))
-        ax.axhspan(mean - std, mean + std, color="0.85", label=f"baseline, seeds {_seeds(list(base))}")
-        ax.axhline(mean, color="0.5", lw=1)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for variant, color, style in ((BASELINE, "0.85", "-"), ("no_teacher", "C1", "--")):
+        runs = {s: b["AP"] for _, v in rows for s, b in v.get(variant, {}).items()}
+        if runs:
+            mean, std = _mean_std(list(runs.values()))
+            ax.axhspan(mean - std, mean + std, color=color, alpha=0.25 if variant != BASELINE else 0.6)
+            ax.axhline(mean, color="0.4" if variant == BASELINE else color, ls=style, lw=1,
+                       label=f"{VARIANT_LABELS[variant]}, seeds {_seeds(list(runs))}")
     for teacher, variants in rows:
         aps = [b["AP"] for b in variants["dicod"].values()]
         mean, std = _mean_std(aps)
         x = teacher["classification"]["top1"]
         ax.errorbar(x, mean, yerr=std, fmt="o", capsize=4, color="C0")
         ax.annotate(f"{teacher['name']} (n={len(aps)})", (x, mean), textcoords="offset points",
-                    xytext=(4, 6), fontsize=7)
+                    xytext=(4, 6) if x < 50 else (-4, 6), ha="left" if x < 50 else "right", fontsize=7)
+    ax.set_xlim(0, 100)
     ax.set_xlabel("teacher top-1 on the val crops (%)")
     ax.set_ylabel("student box AP (%)")
     ax.set_title(heading, fontsize=9)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -119,6 +119,8 @@ def test_teachers_and_the_teachers_share_render_from_the_summary():
     assert "| weak | 10.0 | 0 | 9.5 (-0.5) | 19.0 (-1.0) |" in share
     assert "| strong | 82.0 | 0, 1 | 14.5 ± 2.1 (+3.5) | 29.0 ± 4.2 (+7.0) |" in share
     assert "unknown" not in share
+    alone = results_doc.render_blocks(records, [strong])  # one teacher: nothing to compare
+    assert not [k for k in alone if k.startswith("share/")] and "teachers/fashiondet/val" in alone
 
 
 def test_collect_teacher_reads_the_eval_only_summary_and_plot_draws_the_share(tmp_path):
