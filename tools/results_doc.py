@@ -245,6 +245,11 @@ def render_blocks(records: list[dict], teachers: list[dict] = ()) -> dict[str, s
     return blocks
 
 
+def summary_blocks(folder: Path = SUMMARY_DIR) -> dict[str, str]:
+    """Every generated block of the summary in ``folder`` (students' runs and ``teachers/``)."""
+    return render_blocks(load_records(folder), load_records(folder / "teachers", TEACHER_FIELDS))
+
+
 def render_document(text: str, blocks: dict[str, str]) -> str:
     """``text`` with every generated block replaced; blocks it lacks appended; stale blocks kept empty."""
     seen = set()
@@ -396,18 +401,18 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_text(args.out, json.dumps(kept + [new], indent=1) + "\n")
             print(f"teacher {new['name']} written to {args.out}")
             return 0
-        teachers = load_records(args.summary / "teachers", TEACHER_FIELDS)
         if args.action == "plot":
             key = "share/" + "/".join((args.dataset, args.family, args.schedule, args.split))
+            teachers = load_records(args.summary / "teachers", TEACHER_FIELDS)
             rows = teacher_share(load_records(args.summary), teachers).get(key)
             if not rows:
-                raise ResultsDocError(f"no full DICOD run of {args.family} ({args.schedule}, {args.split}) "
-                                      f"has a teacher in {args.summary / 'teachers'}.")
+                raise ResultsDocError(f"fewer than two teachers in {args.summary / 'teachers'} taught a full DICOD "
+                                      f"run of {args.family} ({args.schedule}, {args.split}).")
             plot_share(rows, args.out, title(key))
             print(f"wrote {args.out}")
             return 0
         text = args.document.read_text() if args.document.is_file() else ""
-        rendered = render_document(text, render_blocks(load_records(args.summary), teachers))
+        rendered = render_document(text, summary_blocks(args.summary))
     except (ResultsDocError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

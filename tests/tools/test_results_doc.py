@@ -9,7 +9,7 @@ from _helpers import REPO, run_tool
 
 def test_the_results_document_equals_its_rendered_summary():
     text = results_doc.DOCUMENT.read_text()
-    blocks = results_doc.render_blocks(results_doc.load_records())
+    blocks = results_doc.summary_blocks()
     assert blocks, "the committed summary holds no record"
     assert results_doc.render_document(text, blocks) == text
     for key in blocks:  # every table has its block in the document, none is appended
@@ -132,18 +132,20 @@ def test_collect_teacher_reads_the_eval_only_summary_and_plot_draws_the_share(tm
     (run / "classification_eval.json").write_text(json.dumps(
         {"config": "configs/teacher/t.py", "checkpoint": "t.pth", "datasets": ["fashiondet_val"],
          "parameters": 10, "input_size": 112, "classification": {"top1": 80.0, "top5": 99.0}}))
-    for _ in range(2):  # collecting again replaces the record
-        done = run_tool("results_doc.py", "collect-teacher", str(run), "--name", "t", "--measured-with", "m",
+    for name in ("t", "t", "u"):  # collecting again replaces the record
+        done = run_tool("results_doc.py", "collect-teacher", str(run), "--name", name, "--measured-with", "m",
                         "--out", str(tmp_path / "summary/teachers/f.json"))
         assert done.returncode == 0, done.stderr
-    (teacher,) = json.loads((tmp_path / "summary/teachers/f.json").read_text())
-    assert teacher["classification"]["top1"] == 80.0 and "--eval-only" in teacher["command"]
+    teachers = json.loads((tmp_path / "summary/teachers/f.json").read_text())
+    assert [t["name"] for t in teachers] == ["t", "u"]
+    assert teachers[0]["classification"]["top1"] == 80.0 and "--eval-only" in teachers[0]["command"]
     (tmp_path / "summary/runs.json").write_text(json.dumps(
-        [_record("baseline", 0, 10.0, teacher="t"), _record("dicod", 0, 12.0, teacher="t")]))
+        [_record("baseline", 0, 10.0, teacher="t"), _record("dicod", 0, 12.0, teacher="t"),
+         _record("dicod", 0, 11.0, teacher="u")]))
     figure = tmp_path / "share.png"
     args = ["--family", "faster_rcnn_lite0", "--schedule", "600 it., batch 8", "--summary", str(tmp_path / "summary")]
     done = run_tool("results_doc.py", "plot", *args, "--out", str(figure))
     assert done.returncode == 0, done.stderr
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     other = run_tool("results_doc.py", "plot", *args[:1], "ssd", *args[2:], "--out", str(figure))
-    assert other.returncode == 1 and "no full DICOD run of ssd" in other.stderr
+    assert other.returncode == 1 and "taught a full DICOD run of ssd" in other.stderr
