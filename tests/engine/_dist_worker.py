@@ -19,6 +19,22 @@ def train_and_dump(config: str, overrides: list, out_dir: str) -> None:
                Path(out_dir) / f"rank{comm.get_rank()}.pth")
 
 
+def train(config: str, argv: list, signal_at: int | None = None) -> None:
+    """Train through the project's train loop with the command line ``--config-file config *argv``;
+    with ``signal_at``, rank 0 receives SIGINT at that iteration (every process stops after it)."""
+    import contextlib
+
+    import dicod_d2.data  # noqa: F401  registers FashionDet in the spawned process
+    from _helpers import signal_at_iteration
+    from dicod_d2.engine.defaults import default_argument_parser
+    from dicod_d2.engine.train_loop import main
+
+    args = default_argument_parser().parse_args(["--config-file", config, *argv])
+    stop = contextlib.nullcontext() if signal_at is None or comm.get_rank() else signal_at_iteration(signal_at)
+    with stop:
+        main(args)
+
+
 def train_until_stopped(out_dir: str) -> None:
     """Train a one-layer DDP model until the run stops: rank 0 saves it atomically after every step;
     each rank writes its process id to ``rank<R>.pid`` once the first step is done."""
