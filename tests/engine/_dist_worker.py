@@ -24,8 +24,9 @@ def train(config: str, argv: list, signal_at: int | None = None) -> None:
     with ``signal_at``, rank 0 receives SIGINT at that iteration (every process stops after it)."""
     import contextlib
 
-    import dicod_d2.data  # noqa: F401  registers FashionDet in the spawned process
     from _helpers import signal_at_iteration
+
+    import dicod_d2.data  # noqa: F401  registers FashionDet in the spawned process
     from dicod_d2.engine.defaults import default_argument_parser
     from dicod_d2.engine.train_loop import main
 
