@@ -1,4 +1,6 @@
 """Constants and helpers shared by the tests (tests/ is on sys.path through conftest.py)."""
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,3 +82,26 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@contextmanager
+def signal_at_iteration(iteration: int, signum: int = signal.SIGINT):
+    """Within the block, a training in this process sends the process ``signum`` at the start of
+    iteration ``iteration``: the run stops cleanly after that iteration (checkpoint, then
+    ``TrainingInterrupted``)."""
+    import os
+
+    from detectron2.engine import SimpleTrainer
+
+    original = SimpleTrainer.run_step
+
+    def run_step(self):
+        if self.iter == iteration:
+            os.kill(os.getpid(), signum)
+        original(self)
+
+    SimpleTrainer.run_step = run_step
+    try:
+        yield
+    finally:
+        SimpleTrainer.run_step = original

@@ -1,4 +1,4 @@
-"""A training sampler whose stream can start where an interrupted run stopped.
+"""A training sampler whose stream can start where an interrupted run stopped, with a seed per item.
 
 detectron2's ``TrainingSampler`` is an infinite, seeded stream of shuffled dataset indices; process
 ``r`` of ``R`` takes items ``r, r + R, …`` of it. With ``W`` DataLoader workers, detectron2's
@@ -12,6 +12,11 @@ worker yields exactly what it would have yielded in an uninterrupted run (same s
 processes, workers and batch size). With one aspect-ratio group (FashionDet) the batches are then
 those of the uninterrupted run; with several (COCO), the images that waited in a partly filled group
 at the interruption are skipped, the stream position is kept.
+
+Each item comes with the seed of its augmentation, derived from the sampler's seed and the item's
+position in the stream (shared by all processes): :class:`dicod_d2.data.seeded_map.SeededMapDataset`
+seeds the RNGs with it before mapping the item, so the random augmentations of a resumed run are
+those of the uninterrupted one too, whatever process or DataLoader worker maps the item.
 """
 from __future__ import annotations
 
@@ -21,11 +26,14 @@ from typing import Iterator
 from detectron2.data.samplers import TrainingSampler
 from torch.utils.data import get_worker_info
 
+from ..utils.rng import ITEM, derive_seed
+
 __all__ = ["ResumableTrainingSampler"]
 
 
 class ResumableTrainingSampler(TrainingSampler):
-    """``TrainingSampler`` whose stream, in this process, starts at item ``start_item``.
+    """``TrainingSampler`` whose stream, in this process, starts at item ``start_item``, and whose
+    items are ``(dataset index, augmentation seed)`` pairs (for a ``SeededMapDataset``).
 
     Args:
         size: dataset length.
@@ -46,11 +54,12 @@ class ResumableTrainingSampler(TrainingSampler):
         self.start_item = int(start_item)
         self.items_per_fetch = int(items_per_fetch)
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.start_item % self.items_per_fetch:
             raise ValueError(f"start_item {self.start_item} is not a multiple of items_per_fetch "
                              f"{self.items_per_fetch}")
-        stream = itertools.islice(self._infinite_indices(), self._rank, None, self._world_size)
+        # (position in the stream of all processes, dataset index) of this process's items
+        stream = itertools.islice(enumerate(self._infinite_indices()), self._rank, None, self._world_size)
         info = get_worker_info()
         workers, worker = (1, 0) if info is None else (info.num_workers, info.id)
         # fetch F + worker of the uninterrupted run came from worker `source` of that run, after
@@ -59,11 +68,9 @@ class ResumableTrainingSampler(TrainingSampler):
         source = (first_fetch + worker) % workers
         done = (first_fetch + worker) // workers
         mine = itertools.islice(stream, source + workers * self.items_per_fetch * done, None, workers)
-        if workers == 1:
-            yield from mine
-            return
         # ToIterableDataset keeps items worker, worker + W, ... of what this worker's copy yields:
-        # repeat each item W times so that the kept ones are exactly `mine`
-        for index in mine:
+        # with W workers, each item is repeated W times so that the kept ones are exactly `mine`
+        for position, index in mine:
+            item = (int(index), derive_seed(self._seed, ITEM, position))
             for _ in range(workers):
-                yield index
+                yield item

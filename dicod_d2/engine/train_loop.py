@@ -3,9 +3,10 @@
 It follows detectron2's ``tools/lazyconfig_train_net.py`` with: the CPU/GPU launcher of
 :mod:`dicod_d2.engine.launch`, an atomic checkpointer holding the optimizer, scheduler and
 iteration, strict config overrides and clear errors, and for long or preempted runs: a data stream that a
-resumed run continues (:class:`dicod_d2.data.samplers.ResumableTrainingSampler`), a clean stop on
-SIGTERM / SIGINT (:mod:`dicod_d2.engine.interrupt`) and rank 0's BatchNorm statistics on every
-process (:mod:`dicod_d2.engine.buffers`). The loaders' mappers skip unreadable images with a warning
+resumed run continues with the same augmentations and random draws, so that it repeats the
+uninterrupted run exactly (:mod:`dicod_d2.engine.exact_resume`), a clean stop on SIGTERM / SIGINT
+(:mod:`dicod_d2.engine.interrupt`) and rank 0's BatchNorm statistics on every process
+(:mod:`dicod_d2.engine.buffers`). The loaders' mappers skip unreadable images with a warning
 (:class:`dicod_d2.data.dataset_mapper.SkipUnreadableImages`): training counts them in the metric
 ``data/unreadable_images``, evaluation logs how many it skipped. The config provides ``model``,
 ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier`` and ``train`` (see
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 
 from detectron2.config import instantiate
-from detectron2.data import build_detection_train_loader
+from detectron2.data import DatasetFromList, build_detection_train_loader
 from detectron2.engine import AMPTrainer, SimpleTrainer, default_writers, hooks
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
@@ -29,22 +30,29 @@ from ..config.lazy import drop_distiller, load_config
 from ..data.dataset_mapper import SkipUnreadableImages, drop_unreadable
 from ..data.datasets import thing_classes
 from ..data.samplers import ResumableTrainingSampler
+from ..data.seeded_map import SeededMapDataset
 from ..errors import CheckpointError, ConfigError
 from ..teacher import is_teacher_file
+from ..utils.rng import rngs_kept
 from .buffers import BroadcastBuffers
 from .checkpoint import AtomicCheckpointer, finished_iteration
 from .defaults import config_dataset_names, create_ddp_model, setup
+from .exact_resume import KeepMetricWindows, SeedEachIteration
 from .interrupt import StopOnSignal
 
 logger = logging.getLogger("dicod_d2")
+
+
+def instantiate_mapper(mapper_cfg):
+    """The mapper of a loader config wrapped in :class:`SkipUnreadableImages`; None stays None."""
+    return None if mapper_cfg is None else SkipUnreadableImages(instantiate(mapper_cfg))
 
 
 def instantiate_loader(loader_cfg, **given):
     """``instantiate(loader_cfg)`` with the arguments ``given`` instead of the config's, and its
     ``mapper`` (if any) wrapped in :class:`SkipUnreadableImages`."""
     kwargs = {**loader_cfg, **given}
-    if kwargs.get("mapper") is not None:
-        kwargs["mapper"] = SkipUnreadableImages(instantiate(kwargs["mapper"]))
+    kwargs["mapper"] = instantiate_mapper(kwargs.get("mapper"))
     return instantiate(kwargs)
 
 
@@ -88,13 +96,15 @@ def build_model(cfg):
     return model
 
 
-def _resumable_loader(loader_cfg):
+def _resumable_loader(loader_cfg, seed: int):
     """``(build, start_at)`` for ``loader_cfg`` (``cfg.dataloader.train``): ``build()`` makes the
     loader, ``start_at(iteration)`` makes its stream start at that iteration's batch.
 
     With detectron2's ``build_detection_train_loader`` and no sampler in the config, the dataset and a
-    :class:`ResumableTrainingSampler` (seeded like detectron2's default sampler) are built now;
-    other loaders come with ``start_at=None`` (a resumed run starts their stream afresh).
+    :class:`ResumableTrainingSampler` of the run's ``seed`` (the same on every process) are built
+    now, and each item is mapped by a :class:`SeededMapDataset` with the seed of its position in
+    the stream; other loaders come with ``start_at=None`` (a resumed run starts their stream afresh,
+    with new augmentations).
     """
     target = loader_cfg.get("_target_")
     if isinstance(target, str):
@@ -102,15 +112,19 @@ def _resumable_loader(loader_cfg):
     if target is not build_detection_train_loader or loader_cfg.get("sampler") is not None:
         return (lambda: instantiate_loader(loader_cfg)), None
     dataset = instantiate(loader_cfg.dataset)
+    if isinstance(dataset, list):  # as build_detection_train_loader does
+        dataset = DatasetFromList(dataset, copy=False)
     batch_size = loader_cfg.total_batch_size // comm.get_world_size()
     grouped = loader_cfg.get("aspect_ratio_grouping", True)  # detectron2's default
-    sampler = ResumableTrainingSampler(len(dataset), items_per_fetch=1 if grouped else batch_size)
+    sampler = ResumableTrainingSampler(len(dataset), items_per_fetch=1 if grouped else batch_size,
+                                       seed=seed)
 
     def start_at(iteration: int) -> None:
         sampler.start_item = iteration * batch_size
 
     def build():
-        return instantiate_loader(loader_cfg, dataset=dataset, sampler=sampler)
+        mapped = SeededMapDataset(dataset, instantiate_mapper(loader_cfg.get("mapper")))
+        return instantiate({**loader_cfg, "dataset": mapped, "mapper": None, "sampler": sampler})
 
     return build, start_at
 
@@ -118,11 +132,18 @@ def _resumable_loader(loader_cfg):
 def _batches(build, start_at, start_iter):
     """Batches of the loader ``build()`` makes, from iteration ``start_iter()`` on, without the
     unreadable images (counted in ``data/unreadable_images``). A generator: the loader is built at
-    the first step, once a resume has set the trainer's iteration."""
-    if start_at is not None:
-        start_at(start_iter())
-    batches = ReadableBatches(build())
-    for batch in batches:
+    the first step, once a resume has set the trainer's iteration. Building and reading the loader
+    leave this process's RNGs as they were (the DataLoader draws its workers' seeds from torch's)."""
+    with rngs_kept():
+        if start_at is not None:
+            start_at(start_iter())
+        batches = ReadableBatches(build())
+        iterator = iter(batches)
+    while True:
+        with rngs_kept():
+            batch = next(iterator, None)
+        if batch is None:
+            return
         if batches.skipped:
             get_event_storage().put_scalar("data/unreadable_images", batches.skipped,
                                            smoothing_hint=False)
@@ -163,7 +184,8 @@ def do_train(args, cfg):
     logger.info("Model:\n%s", model)
     cfg.optimizer.params.model = model
     optim = instantiate(cfg.optimizer)
-    build_loader, start_at = _resumable_loader(cfg.dataloader.train)
+    seed = comm.shared_random_seed()  # from train.seed: the same in a resumed run
+    build_loader, start_at = _resumable_loader(cfg.dataloader.train, seed)
     batches = _batches(build_loader, start_at, lambda: trainer.iter)
 
     model = create_ddp_model(model, **cfg.train.ddp)
@@ -172,6 +194,8 @@ def do_train(args, cfg):
     checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     trainer.register_hooks(
         [
+            SeedEachIteration(seed),
+            KeepMetricWindows(),
             hooks.IterationTimer(),
             hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
             BroadcastBuffers() if comm.get_world_size() > 1 else None,

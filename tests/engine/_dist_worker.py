@@ -19,6 +19,31 @@ def train_and_dump(config: str, overrides: list, out_dir: str) -> None:
                Path(out_dir) / f"rank{comm.get_rank()}.pth")
 
 
+def train_stopped_and_resumed(config: str, argv_a: list, argv_b: list, stop_at: int) -> None:
+    """Three trainings through the project's train loop (``--config-file config`` and ``argv_*``):
+    ``argv_a`` uninterrupted; ``argv_b`` with SIGINT to rank 0 at iteration ``stop_at`` (every
+    process stops after it); ``--resume`` of ``argv_b``."""
+    from _helpers import signal_at_iteration
+
+    import dicod_d2.data  # noqa: F401  registers FashionDet in the spawned process
+    from dicod_d2.engine.defaults import default_argument_parser
+    from dicod_d2.engine.interrupt import TrainingInterrupted
+    from dicod_d2.engine.train_loop import main
+
+    def run(*argv):
+        return main(default_argument_parser().parse_args(["--config-file", config, *argv]))
+
+    run(*argv_a)
+    try:
+        with signal_at_iteration(stop_at if comm.is_main_process() else -1):
+            run(*argv_b)
+    except TrainingInterrupted:
+        pass
+    else:
+        raise AssertionError("the run was not interrupted")
+    run("--resume", *argv_b)
+
+
 def train_until_stopped(out_dir: str) -> None:
     """Train a one-layer DDP model until the run stops: rank 0 saves it atomically after every step;
     each rank writes its process id to ``rank<R>.pid`` once the first step is done."""

@@ -42,7 +42,7 @@ def test_train_evaluate_checkpoint_resume_and_eval_only(tiny_fashiondet, tmp_pat
 
     # resume: continues at iteration 4 with the saved optimizer and scheduler state
     seen = {}
-    from detectron2.engine import SimpleTrainer
+    from detectron2.engine import SimpleTrainer, hooks
 
     original = SimpleTrainer.before_train
 
@@ -51,7 +51,8 @@ def test_train_evaluate_checkpoint_resume_and_eval_only(tiny_fashiondet, tmp_pat
         seen["iter"] = self.iter
         seen["optimizer"] = {k: v["momentum_buffer"].clone()
                              for k, v in self.optimizer.state_dict()["state"].items()}
-        seen["lr_last_epoch"] = self._hooks[1].scheduler.last_epoch
+        scheduler = next(h for h in self._hooks if isinstance(h, hooks.LRScheduler)).scheduler
+        seen["lr_last_epoch"] = scheduler.last_epoch
 
     SimpleTrainer.before_train = capture
     try:

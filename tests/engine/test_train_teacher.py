@@ -205,7 +205,12 @@ def test_resume_restores_iteration_optimizer_and_scheduler(tiny_fashiondet, tmp_
     a = torch.load(full / "model_final.pth", weights_only=False)["trainer"]
     b = torch.load(resumed / "model_final.pth", weights_only=False)["trainer"]
     assert a["iteration"] == b["iteration"] == 5
-    assert a["hooks"] == b["hooks"]  # LR scheduler: last_epoch and base lrs
+    assert a["hooks"]["LRScheduler"] == b["hooks"]["LRScheduler"]  # last_epoch and base lrs
+    # exact resume: the same losses and weights as the uninterrupted run
+    losses = [{m["iteration"]: m["total_loss"] for m in _metrics(out) if "total_loss" in m} for out in (full, resumed)]
+    assert losses[1] == {i: losses[0][i] for i in (3, 4, 5)}
+    weights = [torch.load(out / "model_final.pth", weights_only=False)["model"] for out in (full, resumed)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     steps = [s["step"].item() for s in b["optimizer"]["state"].values()]
     assert steps and all(s == 6 for s in steps), "Adam's step counts continue from the checkpoint"
     lrs = {m["iteration"]: m["lr"] for m in _metrics(resumed) if "lr" in m}
