@@ -23,6 +23,7 @@ from tide_report import format_main_errors, write_analysis
 
 from dicod_d2.errors import USER_ERRORS
 from dicod_d2.evaluation.tide_analysis import DEFAULT_THRESHOLDS, TideInputError
+from dicod_d2.utils.logger import setup_run_logging
 
 
 def parse_named_paths(items: Sequence[str]) -> dict[str, Path]:
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logger(name="dicod_d2")
+    setup_run_logging(lambda: setup_logger(name="dicod_d2"))  # replaces an earlier setup's handlers
     try:
         summary = write_analysis(
             args.gt,

@@ -24,7 +24,6 @@ from dicod_d2.cli import run_cli
 from dicod_d2.config.lazy import load_config
 from dicod_d2.engine.defaults import create_ddp_model, setup
 from dicod_d2.engine.teacher_export import load_classifier_weights
-from dicod_d2.utils.io import atomic_write_text
 from dicod_d2.engine.train_loop import (
     build_model,
     check_eval_only_checkpoint,
@@ -32,6 +31,7 @@ from dicod_d2.engine.train_loop import (
     do_test,
     do_train,
 )
+from dicod_d2.utils.io import atomic_write_text
 
 
 def main(args):

@@ -31,7 +31,8 @@ def test_two_setups_leave_the_handlers_of_the_last_run(tmp_path, capsys):
         logger.info("one line, once")
         assert capsys.readouterr().out.count("one line, once") == 1
         for handler in logger.handlers:
-            handler.flush()
+            if handler not in earlier["dicod_d2"]:
+                handler.flush()
         assert (tmp_path / "c/log.txt").read_text().count("one line, once") == 1
         assert "one line, once" not in (tmp_path / "a/log.txt").read_text()
     finally:  # the setup stops propagation, which pytest's caplog relies on
