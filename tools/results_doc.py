@@ -325,13 +325,13 @@ def plot_share(rows: list[tuple[dict, dict]], out: Path, heading: str) -> None:
             ax.axhspan(mean - std, mean + std, color=color, alpha=0.25 if variant != BASELINE else 0.6)
             ax.axhline(mean, color="0.4" if variant == BASELINE else color, ls=style, lw=1,
                        label=f"{VARIANT_LABELS[variant]}, seeds {_seeds(list(runs))}")
-    for teacher, variants in rows:
+    for i, (teacher, variants) in enumerate(rows):  # rows go by top-1: labels alternate above / below
         aps = [b["AP"] for b in variants["dicod"].values()]
         mean, std = _mean_std(aps)
         x = teacher["classification"]["top1"]
         ax.errorbar(x, mean, yerr=std, fmt="o", capsize=4, color="C0")
         ax.annotate(f"{teacher['name']} (n={len(aps)})", (x, mean), textcoords="offset points",
-                    xytext=(4, 6) if x < 50 else (-4, 6), ha="left" if x < 50 else "right", fontsize=7)
+                    xytext=(4 if x < 50 else -6, 6 if i % 2 else -12), ha="left" if x < 50 else "right", fontsize=7)
     ax.set_xlim(0, 100)
     ax.set_xlabel("teacher top-1 on the val crops (%)")
     ax.set_ylabel("student box AP (%)")
