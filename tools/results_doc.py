@@ -113,6 +113,19 @@ def _seeds(seeds: list[int]) -> str:
     return ", ".join(map(str, sorted(seeds)))
 
 
+def _mean_cell(by_seed: dict[int, dict], base: dict[int, dict], metric: str) -> str:
+    """``mean ± std`` of ``metric`` over the seeds of ``by_seed`` (one seed: its value), with
+    ``(Δ)`` to the mean of ``base`` over the same seeds when ``base`` has them all."""
+    seeds = [s for s in by_seed if metric in by_seed[s]]
+    if not seeds:
+        return "–"
+    mean, std = _mean_std([by_seed[s][metric] for s in seeds])
+    cell = f"{mean:.1f} ± {std:.1f}" if len(seeds) > 1 else f"{mean:.1f}"
+    if base and all(metric in base.get(s, {}) for s in seeds):
+        cell += f" ({mean - statistics.fmean(base[s][metric] for s in seeds):+.1f})"
+    return cell
+
+
 def render_table(records: list[dict]) -> str:
     """Markdown table of one group: mean ± std rows per variant, then a row per seed and variant."""
     runs: dict[str, dict[int, dict]] = defaultdict(dict)
@@ -126,17 +139,7 @@ def render_table(records: list[dict]) -> str:
     for variant in sorted(runs, key=_order):
         label = VARIANT_LABELS.get(variant, variant)
         by_seed = runs[variant]
-        cells = []
-        for m in METRICS:
-            seeds = [s for s in by_seed if m in by_seed[s]]
-            if not seeds:
-                cells.append("–")
-                continue
-            mean, std = _mean_std([by_seed[s][m] for s in seeds])
-            cell = f"{mean:.1f} ± {std:.1f}" if len(seeds) > 1 else f"{mean:.1f}"
-            if variant != BASELINE and seeds and all(m in base.get(s, {}) for s in seeds):
-                cell += f" ({mean - statistics.fmean(base[s][m] for s in seeds):+.1f})"
-            cells.append(cell)
+        cells = [_mean_cell(by_seed, {} if variant == BASELINE else base, m) for m in METRICS]
         means.append(f"| **{label}** | {_seeds(list(by_seed))} | " + " | ".join(cells) + " |")
         for seed in sorted(by_seed):
             row = []
@@ -192,16 +195,6 @@ def teacher_share(records: list[dict], teachers: list[dict]) -> dict[str, list[t
     return {k: sorted(v, key=lambda tv: tv[0]["classification"]["top1"]) for k, v in share.items() if len(v) > 1}
 
 
-def _mean_delta(runs: dict[int, dict], base: dict[int, dict], metric: str) -> str:
-    """``mean ± std (Δ)`` of ``metric`` over the seeds of ``runs``; Δ against ``base`` on those seeds."""
-    seeds = sorted(s for s in runs if metric in runs[s] and metric in base.get(s, {}))
-    if not seeds:
-        return "–"
-    mean, std = _mean_std([runs[s][metric] for s in seeds])
-    delta = mean - statistics.fmean(base[s][metric] for s in seeds)
-    return (f"{mean:.1f} ± {std:.1f}" if len(seeds) > 1 else f"{mean:.1f}") + f" ({delta:+.1f})"
-
-
 def render_share(rows: list[tuple[dict, dict]]) -> str:
     """Markdown table: per teacher (by top-1), full DICOD's AP / AP50 and the difference to the
     baseline over the same seeds."""
@@ -209,7 +202,7 @@ def render_share(rows: list[tuple[dict, dict]]) -> str:
     for teacher, variants in rows:
         base, dicod = variants.get(BASELINE, {}), variants["dicod"]
         lines.append(f"| {teacher['name']} | {teacher['classification']['top1']:.1f} | {_seeds(list(dicod))} | "
-                     + " | ".join(_mean_delta(dicod, base, m) for m in ("AP", "AP50")) + " |")
+                     + " | ".join(_mean_cell(dicod, base, m) for m in ("AP", "AP50")) + " |")
     return "\n".join(lines) + "\n"
 
 
