@@ -12,12 +12,15 @@
     # add a teacher's val-crop evaluation (the folder of tools/train_teacher.py --eval-only)
     python tools/results_doc.py collect-teacher EVAL_DIR --name efficientnet_lite0_56 --split val \
         --measured-with "..."
+    # attach a TIDE analysis of the same runs (tools/tide_analysis.py, runs named <variant>_seed<N>)
+    python tools/results_doc.py collect ROOT ... --tide output/tide/tide_summary.json --out ...
     # student AP against teacher top-1, one point per teacher (full DICOD, mean ± std over seeds)
     python tools/results_doc.py plot --family faster_rcnn --split test --out FIGURE.png
 
 Summary: JSON files holding a list of records, one per run and split: ``family``, ``variant``,
 ``seed``, ``teacher``, ``dataset``, ``split``, ``schedule``, ``bbox`` ({"AP": percent, ...}),
-``measured_with`` and ``command``. A ``val`` split is read from the run's ``metrics.json`` (its last
+``measured_with`` and ``command``; optionally ``tide`` ({"fg_threshold": [...], "dAP": {error type:
+[...]}}, TIDE's isolated dAP per foreground IoU threshold, from ``collect --tide``). A ``val`` split is read from the run's ``metrics.json`` (its last
 evaluation), any other split from ``<run>/<split>/coco_eval.json`` (what tools/demo.py writes).
 
 Rendering: one table per (dataset, family, schedule, teacher, split), between
@@ -31,7 +34,9 @@ Teachers: ``projects/DICOD/results/teachers/*.json`` holds one record per teache
 ``dataset``, ``split``, ``config``, ``parameters``, ``input_size``, ``classification`` {"top1": percent,
 ...}, ``measured_with``, ``command``). They render as one table per (dataset, split), and the students'
 records whose ``teacher`` names one of them as a "teacher's share" table per (dataset, family, schedule,
-split): full DICOD's AP against its teacher's top-1.
+split): full DICOD's AP against its teacher's top-1. Groups whose records carry ``tide`` also render a
+localization table (``localization/<group>``): AP75 and TIDE's localization error at foreground IoU
+0.5 and 0.7, as the paper's Figure S1 compares them.
 """
 from __future__ import annotations
 
@@ -69,6 +74,8 @@ SHARE_FIELDS = ("dataset", "family", "schedule", "split")
 TEACHER_FIELDS = ("name", "dataset", "split", "config", "parameters", "input_size", "classification",
                   "measured_with", "command")
 SIZES = ("small", "medium", "large")
+#: foreground IoU thresholds of the localization table's TIDE columns
+LOC_THRESHOLDS = (0.5, 0.7)
 RECORD_FIELDS = ("family", "variant", "seed", "teacher", "dataset", "split", "schedule", "bbox",
                  "measured_with", "command")
 BLOCK = re.compile(r"<!-- BEGIN GENERATED: (?P<key>[^>]+?) -->\n.*?<!-- END GENERATED: (?P=key) -->\n",
@@ -159,6 +166,8 @@ def title(key: str) -> str:
     if kind == "teachers":
         dataset, split = rest.split("/")
         return f"{dataset} {split} crops: the teachers"
+    if kind == "localization":
+        return f"{title(rest)}: AP75 and TIDE localization error"
     if kind == "share":
         dataset, family, schedule, split = rest.split("/")
         return f"{dataset} {split}: {FAMILY_LABELS.get(family, family)} ({schedule}), the teacher's share"
@@ -206,6 +215,36 @@ def render_share(rows: list[tuple[dict, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _localization(record: dict) -> dict[str, float]:
+    """AP75 and TIDE's localization dAP at each of ``LOC_THRESHOLDS`` of one record (keys "AP75", "Loc@T")."""
+    tide = record["tide"]
+    out = {"AP75": record["bbox"]["AP75"]} if "AP75" in record["bbox"] else {}
+    for t in LOC_THRESHOLDS:
+        hits = [i for i, f in enumerate(tide["fg_threshold"]) if math.isclose(f, t)]
+        if hits:
+            out[f"Loc@{t}"] = tide["dAP"]["Loc"][hits[0]]
+    return out
+
+
+def render_localization(records: list[dict]) -> str:
+    """Markdown table of one group's runs with a TIDE analysis: AP75 and the localization error (dAP
+    that fixing every localization error would add) at fg IoU ``LOC_THRESHOLDS``, mean ± std over seeds,
+    Δ vs the baseline of the same seeds (a negative Δ in a Loc column: fewer localization errors)."""
+    runs: dict[str, dict[int, dict]] = defaultdict(dict)
+    for r in records:
+        if "tide" in r:
+            runs[r["variant"]][r["seed"]] = _localization(r)
+    base = runs.get(BASELINE, {})
+    columns = ("AP75", *(f"Loc@{t}" for t in LOC_THRESHOLDS))
+    lines = ["| run | seeds | AP75 | " + " | ".join(f"Loc error, fg IoU {t}" for t in LOC_THRESHOLDS) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for variant in sorted(runs, key=_order):
+        cells = [_mean_cell(runs[variant], {} if variant == BASELINE else base, c) for c in columns]
+        lines.append(f"| {VARIANT_LABELS.get(variant, variant)} | {_seeds(list(runs[variant]))} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _per_seed(record: dict) -> str:
     """The record's command with its seed written ``N``, so that one line stands for every seed."""
     seed = str(record["seed"])
@@ -226,6 +265,14 @@ def render_blocks(records: list[dict], teachers: list[dict] = ()) -> dict[str, s
                        + render_table(items)
                        + "\nMeasured with " + "; ".join(stacks) + ". Baseline command (seed N): `"
                        + "`; `".join(commands) + "`\n")
+        tided = [r for r in items if "tide" in r]
+        if tided:
+            methods = sorted({r["tide"]["method"] for r in tided})
+            blocks[f"localization/{key}"] = (
+                f"**{title('localization/' + key)}** (AP75 in %; TIDE dAP in AP points, lower is better; "
+                "Δ vs the baseline of the same seeds)\n\n" + render_localization(tided)
+                + "\nTIDE: " + "; ".join(methods) + ", `tools/tide_analysis.py --thresholds "
+                + " ".join(map(str, LOC_THRESHOLDS)) + "`.\n")
     for dataset, split in sorted({(t["dataset"], t["split"]) for t in teachers}):
         group = [t for t in teachers if (t["dataset"], t["split"]) == (dataset, split)]
         key = f"teachers/{dataset}/{split}"
@@ -273,8 +320,21 @@ def read_split(run: Path, split: str) -> dict[str, float]:
     return {k: float(v) for k, v in json.loads(path.read_text())["bbox"].items() if k in METRICS}
 
 
-def collect(root: Path, fields: dict, command: str) -> list[dict]:
-    """Records of the runs ``root/<variant>_seed<N>/`` (variant: any name) on ``fields["split"]``."""
+def read_tide(path: Path) -> dict[str, dict]:
+    """Run name -> ``{"method", "fg_threshold", "dAP"}`` from a ``tools/tide_analysis.py`` summary JSON."""
+    if not path.is_file():
+        raise ResultsDocError(f"{path} does not exist: run tools/tide_analysis.py --out FOLDER first.")
+    try:
+        summary = json.loads(path.read_text())
+        return {name: {"method": summary["method"], "fg_threshold": run["curves"]["fg_threshold"],
+                       "dAP": run["curves"]["dAP"]} for name, run in summary["runs"].items()}
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ResultsDocError(f"{path} is not a summary of tools/tide_analysis.py ({e!r}).") from None
+
+
+def collect(root: Path, fields: dict, command: str, tide: dict[str, dict] | None = None) -> list[dict]:
+    """Records of the runs ``root/<variant>_seed<N>/`` (variant: any name) on ``fields["split"]``; a run
+    whose folder name is a run of ``tide`` (:func:`read_tide`) gets that analysis as ``tide``."""
     records = []
     for run in sorted(p for p in root.iterdir() if p.is_dir()):
         m = re.fullmatch(r"(?P<variant>.+)_seed(?P<seed>\d+)", run.name)
@@ -283,6 +343,12 @@ def collect(root: Path, fields: dict, command: str) -> list[dict]:
         records.append({"family": fields["family"], "variant": m["variant"], "seed": int(m["seed"]),
                         **{k: fields[k] for k in ("teacher", "dataset", "split", "schedule", "measured_with")},
                         "bbox": read_split(run, fields["split"]), "command": command.format(run=run, variant=m["variant"], seed=m["seed"])})
+        if tide and run.name in tide:
+            records[-1]["tide"] = tide[run.name]
+    unknown = sorted(set(tide or {}) - {f"{r['variant']}_seed{r['seed']}" for r in records})
+    if unknown:
+        raise ResultsDocError(f"the TIDE summary names runs that are not under {root}: {', '.join(unknown)}; "
+                              "name the TIDE runs as the run folders (<variant>_seed<N>).")
     if not records:
         raise ResultsDocError(f"no run folder <variant>_seed<N> with metrics.json under {root}.")
     return records
@@ -351,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--measured-with", required=True, help="software stack, machine and date")
     c.add_argument("--command", default="see {run}/config.yaml",
                    help="how the runs were made; {run}, {variant} and {seed} are replaced by the run's")
+    c.add_argument("--tide", type=Path, help="tide_summary.json of tools/tide_analysis.py over the same runs, "
+                   "each named as its run folder (<variant>_seed<N>)")
     c.add_argument("--out", type=Path, required=True, help="summary JSON file (records are added)")
     t = sub.add_parser("collect-teacher", help="add a teacher evaluation to the teachers' summary")
     t.add_argument("folder", type=Path, help="output folder of tools/train_teacher.py --eval-only")
@@ -379,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.action == "collect":
-            new = collect(args.root, vars(args), args.command)
+            new = collect(args.root, vars(args), args.command, read_tide(args.tide) if args.tide else None)
             old = json.loads(args.out.read_text()) if args.out.is_file() else []
             replaced = {(group_key(r), r["variant"], r["seed"]) for r in new}
             kept = [r for r in old if (group_key(r), r["variant"], r["seed"]) not in replaced]

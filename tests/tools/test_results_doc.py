@@ -149,3 +149,47 @@ def test_collect_teacher_reads_the_eval_only_summary_and_plot_draws_the_share(tm
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     other = run_tool("results_doc.py", "plot", *args[:1], "ssd", *args[2:], "--out", str(figure))
     assert other.returncode == 1 and "taught a full DICOD run of ssd" in other.stderr
+
+
+def test_collect_attaches_a_real_tide_analysis_and_renders_the_localization_table(tmp_path):
+    # one object; the baseline's box overlaps it at IoU 0.6 (a localization error at fg IoU 0.7 only),
+    # loc_kd_loc's box is exact: TIDE's Loc dAP is 0 / 100 for the baseline and 0 / 0 for loc_kd_loc
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({
+        "images": [{"id": 1, "width": 100, "height": 100, "file_name": "a.png"}],
+        "categories": [{"id": 1, "name": "cat"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "area": 1600,
+                         "iscrowd": 0}]}))
+    root = tmp_path / "runs"
+    dets = []
+    for name, box, ap75 in (("baseline_seed0", [20, 10, 40, 40], 0.0), ("loc_kd_loc_seed0", [10, 10, 40, 40], 100.0)):
+        run = root / name
+        (run / "test").mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"iteration": 9, "bbox/AP": 1.0}) + "\n")
+        (run / "test" / "coco_eval.json").write_text(json.dumps({"bbox": {"AP": 50.0, "AP50": 100.0, "AP75": ap75}}))
+        results = run / "test" / "coco_instances_results.json"
+        results.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": box, "score": 0.9}]))
+        dets.append(f"{name}={results}")
+    tide = run_tool("tide_analysis.py", "--gt", str(gt), "--dets", *dets, "--thresholds", "0.5", "0.7",
+                    "--no-pdf", "--out", str(tmp_path / "tide"))
+    assert tide.returncode == 0, tide.stderr
+    summary = tmp_path / "summary"
+    summary.mkdir()
+    args = ("results_doc.py", "collect", str(root), "--family", "faster_rcnn", "--teacher", "t", "--schedule", "s",
+            "--split", "test", "--measured-with", "m", "--out", str(summary / "runs.json"))
+    done = run_tool(*args, "--tide", str(tmp_path / "tide" / "tide_summary.json"))
+    assert done.returncode == 0, done.stderr
+    records = {r["variant"]: r for r in json.loads((summary / "runs.json").read_text())}
+    assert records["baseline"]["tide"]["fg_threshold"] == [0.5, 0.7]
+    assert records["baseline"]["tide"]["dAP"]["Loc"] == pytest.approx([0.0, 100.0])
+    assert records["loc_kd_loc"]["tide"]["dAP"]["Loc"] == pytest.approx([0.0, 0.0])
+    blocks = results_doc.summary_blocks(summary)
+    table = blocks["localization/fashiondet/faster_rcnn/s/t/test"]
+    assert "| baseline | 0 | 0.0 | 0.0 | 100.0 |" in table
+    assert "| +loc_pix+KD_loc | 0 | 100.0 (+100.0) | 0.0 (+0.0) | 0.0 (-100.0) |" in table
+    # a TIDE summary naming a run that is not collected is refused with a clear error
+    tide_json = json.loads((tmp_path / "tide" / "tide_summary.json").read_text())
+    tide_json["runs"]["dicod_seed3"] = tide_json["runs"]["baseline_seed0"]
+    (tmp_path / "other.json").write_text(json.dumps(tide_json))
+    bad = run_tool(*args, "--tide", str(tmp_path / "other.json"))
+    assert bad.returncode == 1 and "dicod_seed3" in bad.stderr
