@@ -78,6 +78,9 @@ def test_quick_benchmark_writes_sane_json(tmp_path, capsys):
     assert "profiler" in res["memory_method"] and "random weights" in res["teacher"]["weights"]
     assert res["note"] == "" and set(res["section_wall_s"]) == {"crop", "step", "inference"}
     assert {r["op"] for r in res["crop"]} == {"kd_cls", "kd_loc"}
+    for r in res["crop"]:  # the KD_loc crop's time is partly its sampler's, and bounded by it
+        if r["op"] == "kd_loc" and isinstance(r["reference"], dict):
+            assert 0 < r["sampler_share"] < 1 and r["speedup_bound"] > r["speedup"]
     for r in res["crop"]:
         assert r["crops_per_s"] > 0 and r["ours"]["median_s"] > 0 and r["ours"]["peak_bytes"] > 0
         assert r["reference"]["peak_bytes"] > r["ours"]["peak_bytes"]  # the per-box image copies

@@ -6,11 +6,13 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.profiler import ProfilerActivity, profile
 
 from dicod_d2.layers.box_crops import crop_boxes_differentiable, crop_boxes_roi_align
 
+from .profile import self_time_s
 from .reference import random_boxes, reference_crop_replicate
-from .timing import peak_memory_bytes, summary, time_call
+from .timing import peak_memory_bytes, summary, synchronize, time_call
 
 
 def _crop_runner(kind: str, crop: Callable, images: Tensor, boxes: Tensor, index: Tensor, size: int):
@@ -26,6 +28,20 @@ def _crop_runner(kind: str, crop: Callable, images: Tensor, boxes: Tensor, index
         crop(images, b, index, size).mean().backward()
         return b.grad
     return run
+
+
+def _sampler_share(run: Callable, device: str) -> float:
+    """The share of ``run``'s own operator time (device time on CUDA, host time on CPU, one profiled
+    call after one warm-up call) spent in ``grid_sample`` and its backward: the part of a
+    one-sampler-call crop that no rearrangement around the sampler removes."""
+    cuda = torch.device(device).type == "cuda"
+    run()
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        run()
+        synchronize(device)
+    events = prof.key_averages()
+    total = sum(self_time_s(e, cuda) for e in events)
+    return sum(self_time_s(e, cuda) for e in events if "grid_sampler" in e.key) / total
 
 
 def _measure(run: Callable, device: str, repeats: int) -> dict:
@@ -49,8 +65,9 @@ def bench_crop_op(
     One row per (op, image size, N): ``op`` "kd_cls" (``crop_boxes_roi_align``, no grad) or
     "kd_loc" (``crop_boxes_differentiable``, forward + backward to the boxes); ``ours`` and
     ``reference`` measurements (``median_s``, ``peak_bytes``), ``crops_per_s``, ``speedup``
-    (reference time / ours), ``memory_ratio``, ``max_abs_diff`` (the two crops agree), and
-    ``ours_bytes_per_crop_pixel`` (peak / (N·s²)). A reference whose N×3×H×W copy would exceed
+    (reference time / ours), for "kd_loc" ``sampler_share`` (:func:`_sampler_share`) and ``speedup_bound``
+    (``speedup / sampler_share``: the speed-up if everything but the sampler were free), ``memory_ratio``,
+    ``max_abs_diff`` (the two crops agree), and ``ours_bytes_per_crop_pixel`` (peak / (N·s²)). A reference whose N×3×H×W copy would exceed
     ``max_reference_bytes`` is skipped (reported as such).
     """
     gen = torch.Generator().manual_seed(seed)
@@ -75,6 +92,9 @@ def bench_crop_op(
                     row["reference"] = _measure(ref, device, repeats)
                     row["reference"]["crops_per_s"] = n / row["reference"]["median_s"]
                     row["speedup"] = row["reference"]["median_s"] / row["ours"]["median_s"]
+                    row["sampler_share"] = _sampler_share(ours, device) if op == "kd_loc" else None
+                    if row["sampler_share"]:
+                        row["speedup_bound"] = row["speedup"] / row["sampler_share"]
                     row["memory_ratio"] = row["reference"]["peak_bytes"] / max(row["ours"]["peak_bytes"], 1)
                     with torch.no_grad():
                         row["max_abs_diff"] = float(

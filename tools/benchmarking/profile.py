@@ -60,7 +60,8 @@ CUDA_COUNTED = {
 COUNTED = ("host_reads", "operator_launches", *CUDA_COUNTED)
 
 
-def _self_time_s(event, cuda: bool) -> float:
+def self_time_s(event, cuda: bool) -> float:
+    """An operator's own time (s) in a profiler event: its kernels' device time on CUDA, host time on CPU."""
     us = getattr(event, "self_device_time_total", 0.0) if cuda else event.self_cpu_time_total
     return float(us) / 1e6
 
@@ -94,10 +95,10 @@ def summarize_profile(prof, steps: int, cuda: bool, top: int) -> dict:
     ``{"name", "calls_per_step", "self_s_per_step"}``; ``per_step`` and ``host_reads_by_op``: see
     :func:`count_calls`.
     """
-    ranked = sorted(prof.key_averages(), key=lambda e: _self_time_s(e, cuda), reverse=True)
+    ranked = sorted(prof.key_averages(), key=lambda e: self_time_s(e, cuda), reverse=True)
     top_ops = [
-        {"name": e.key, "calls_per_step": e.count / steps, "self_s_per_step": _self_time_s(e, cuda) / steps}
-        for e in ranked[:top] if _self_time_s(e, cuda) > 0
+        {"name": e.key, "calls_per_step": e.count / steps, "self_s_per_step": self_time_s(e, cuda) / steps}
+        for e in ranked[:top] if self_time_s(e, cuda) > 0
     ]
     return {"top_ops": top_ops, **count_calls(prof.events(), steps)}
 

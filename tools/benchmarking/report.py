@@ -5,6 +5,10 @@ from .crop import LEVERS
 from .profile import format_profile_markdown
 
 
+def _bound(row: dict) -> str:
+    return f"{row['speedup_bound']:.1f}×" if row.get("speedup_bound") else ""
+
+
 def _mib(n: float) -> str:
     return f"{n / 2**20:.1f}"
 
@@ -30,20 +34,21 @@ def format_markdown(results: dict) -> str:
         lines += [f"Peak memory: {results['memory_method']}", ""]
     if results.get("crop"):
         lines += [
-            "| crop | image | N | ours crops/s | ours peak MiB | reference crops/s | reference peak MiB | speed-up | memory ratio |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| crop | image | N | ours crops/s | ours peak MiB | reference crops/s | reference peak MiB | speed-up | bound | memory ratio |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in results["crop"]:
             ref = r["reference"]
             if isinstance(ref, dict):
-                ref_cells = f"{ref['crops_per_s']:.0f} | {_mib(ref['peak_bytes'])} | {r['speedup']:.1f}× | {r['memory_ratio']:.0f}×"
+                ref_cells = f"{ref['crops_per_s']:.0f} | {_mib(ref['peak_bytes'])} | {r['speedup']:.1f}× | {_bound(r)} | {r['memory_ratio']:.0f}×"
             else:
-                ref_cells = f"{ref} | | | "
+                ref_cells = f"{ref} | | | | "
             lines.append(
                 f"| {r['op']} | {r['image']} | {r['num_boxes']} | {r['crops_per_s']:.0f} | "
                 f"{_mib(r['ours']['peak_bytes'])} | {ref_cells} |"
             )
-        lines.append("")
+        lines += ["", "bound (KD_loc): the speed-up if all but the crop's `grid_sample` forward and backward "
+                  "took no time (speed-up / the sampler's share of the crop's operator time).", ""]
     lev = results.get("crop_levers")
     if lev:
         lines += [f"Levers ({lev['num_crops']} crops, {lev['num_images']} images of {lev['image']}; "
