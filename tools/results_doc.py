@@ -120,6 +120,11 @@ def _seeds(seeds: list[int]) -> str:
     return ", ".join(map(str, sorted(seeds)))
 
 
+def _delta(difference: float) -> str:
+    """``(+1.2)``; a difference that rounds to zero reads ``(+0.0)``, never ``(-0.0)``."""
+    return f"({round(difference, 1) + 0.0:+.1f})"
+
+
 def _mean_cell(by_seed: dict[int, dict], base: dict[int, dict], metric: str) -> str:
     """``mean ± std`` of ``metric`` over the seeds of ``by_seed`` (one seed: its value), with
     ``(Δ)`` to the mean of ``base`` over the same seeds when ``base`` has them all."""
@@ -129,7 +134,7 @@ def _mean_cell(by_seed: dict[int, dict], base: dict[int, dict], metric: str) -> 
     mean, std = _mean_std([by_seed[s][metric] for s in seeds])
     cell = f"{mean:.1f} ± {std:.1f}" if len(seeds) > 1 else f"{mean:.1f}"
     if base and all(metric in base.get(s, {}) for s in seeds):
-        cell += f" ({mean - statistics.fmean(base[s][metric] for s in seeds):+.1f})"
+        cell += " " + _delta(mean - statistics.fmean(base[s][metric] for s in seeds))
     return cell
 
 
@@ -153,7 +158,7 @@ def render_table(records: list[dict]) -> str:
             for m in METRICS:
                 value = by_seed[seed].get(m)
                 ref = base.get(seed, {}).get(m) if variant != BASELINE else None
-                row.append("–" if value is None else f"{value:.1f}" + ("" if ref is None else f" ({value - ref:+.1f})"))
+                row.append("–" if value is None else f"{value:.1f}" + ("" if ref is None else " " + _delta(value - ref)))
             per_seed.append((seed, _order(variant), f"| {label} | {seed} | " + " | ".join(row) + " |"))
     rows = [line for _, _, line in sorted(per_seed)]
     return "\n".join([*head, *means, *rows]) + "\n"
