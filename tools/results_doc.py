@@ -76,6 +76,8 @@ TEACHER_FIELDS = ("name", "dataset", "split", "config", "parameters", "input_siz
 SIZES = ("small", "medium", "large")
 #: foreground IoU thresholds of the localization table's TIDE columns
 LOC_THRESHOLDS = (0.5, 0.7)
+#: TIDE's main error types, in its order (classification, localization, both, duplicate, background, missed)
+TIDE_ERRORS = ("Cls", "Loc", "Both", "Dupe", "Bkg", "Miss")
 RECORD_FIELDS = ("family", "variant", "seed", "teacher", "dataset", "split", "schedule", "bbox",
                  "measured_with", "command")
 BLOCK = re.compile(r"<!-- BEGIN GENERATED: (?P<key>[^>]+?) -->\n.*?<!-- END GENERATED: (?P=key) -->\n",
@@ -172,7 +174,7 @@ def title(key: str) -> str:
         dataset, split = rest.split("/")
         return f"{dataset} {split} crops: the teachers"
     if kind == "localization":
-        return f"{title(rest)}: AP75 and TIDE localization error"
+        return f"{title(rest)}: AP75 and TIDE's errors"
     if kind == "share":
         dataset, family, schedule, split = rest.split("/")
         return f"{dataset} {split}: {FAMILY_LABELS.get(family, family)} ({schedule}), the teacher's share"
@@ -220,34 +222,39 @@ def render_share(rows: list[tuple[dict, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _localization(record: dict) -> dict[str, float]:
-    """AP75 and TIDE's localization dAP at each of ``LOC_THRESHOLDS`` of one record (keys "AP75", "Loc@T")."""
+def _tide_values(record: dict) -> dict[str, float]:
+    """AP75 and TIDE's dAP of every error type at every threshold of one record (keys "AP75", "Loc@0.7")."""
     tide = record["tide"]
     out = {"AP75": record["bbox"]["AP75"]} if "AP75" in record["bbox"] else {}
-    for t in LOC_THRESHOLDS:
-        hits = [i for i, f in enumerate(tide["fg_threshold"]) if math.isclose(f, t)]
-        if hits:
-            out[f"Loc@{t}"] = tide["dAP"]["Loc"][hits[0]]
+    for error, curve in tide["dAP"].items():
+        out.update({f"{error}@{t:g}": value for t, value in zip(tide["fg_threshold"], curve)})
     return out
 
 
-def render_localization(records: list[dict]) -> str:
-    """Markdown table of one group's runs with a TIDE analysis: AP75 and the localization error (dAP
-    that fixing every localization error would add) at fg IoU ``LOC_THRESHOLDS``, mean ± std over seeds,
-    Δ vs the baseline of the same seeds (a negative Δ in a Loc column: fewer localization errors)."""
-    runs: dict[str, dict[int, dict]] = defaultdict(dict)
-    for r in records:
-        if "tide" in r:
-            runs[r["variant"]][r["seed"]] = _localization(r)
+def _tide_table(runs: dict[str, dict[int, dict]], columns: dict[str, str]) -> list[str]:
+    """Markdown lines: per variant, ``columns`` (value key -> header) as mean ± std over its seeds with
+    the Δ to the baseline of the same seeds."""
     base = runs.get(BASELINE, {})
-    columns = ("AP75", *(f"Loc@{t}" for t in LOC_THRESHOLDS))
-    lines = ["| run | seeds | AP75 | " + " | ".join(f"Loc error, fg IoU {t}" for t in LOC_THRESHOLDS) + " |",
-             "|---|---|" + "---|" * len(columns)]
+    lines = ["| run | seeds | " + " | ".join(columns.values()) + " |", "|---|---|" + "---|" * len(columns)]
     for variant in sorted(runs, key=_order):
         cells = [_mean_cell(runs[variant], {} if variant == BASELINE else base, c) for c in columns]
         lines.append(f"| {VARIANT_LABELS.get(variant, variant)} | {_seeds(list(runs[variant]))} | "
                      + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def render_localization(records: list[dict]) -> str:
+    """Two markdown tables of one group's runs with a TIDE analysis, mean ± std over seeds, Δ vs the
+    baseline of the same seeds (a negative Δ in a TIDE column: fewer errors of that type): AP75 and the
+    localization error (the dAP that fixing every localization error would add) at fg IoU
+    ``LOC_THRESHOLDS``; then TIDE's six error types at fg IoU 0.5."""
+    runs: dict[str, dict[int, dict]] = defaultdict(dict)
+    for r in records:
+        runs[r["variant"]][r["seed"]] = _tide_values(r)
+    loc = {"AP75": "AP75", **{f"Loc@{t:g}": f"Loc error, fg IoU {t:g}" for t in LOC_THRESHOLDS}}
+    errors = {f"{e}@0.5": e for e in TIDE_ERRORS}
+    return "\n".join([*_tide_table(runs, loc), "", "TIDE's error types at fg IoU 0.5 (dAP):", "",
+                      *_tide_table(runs, errors)]) + "\n"
 
 
 def _per_seed(record: dict) -> str:

@@ -188,6 +188,9 @@ def test_collect_attaches_a_real_tide_analysis_and_renders_the_localization_tabl
     table = blocks["localization/fashiondet/faster_rcnn/s/t/test"]
     assert "| baseline | 0 | 0.0 | 0.0 | 100.0 |" in table
     assert "| +loc_pix+KD_loc | 0 | 100.0 (+100.0) | 0.0 (+0.0) | 0.0 (-100.0) |" in table
+    # TIDE's six error types at IoU 0.5: both boxes are true positives there
+    assert "| run | seeds | Cls | Loc | Both | Dupe | Bkg | Miss |" in table
+    assert "| baseline | 0 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 |" in table
     # a TIDE summary naming a run that is not collected is refused with a clear error
     tide_json = json.loads((tmp_path / "tide" / "tide_summary.json").read_text())
     tide_json["runs"]["dicod_seed3"] = tide_json["runs"]["baseline_seed0"]
