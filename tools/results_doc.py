@@ -227,7 +227,7 @@ def _tide_values(record: dict) -> dict[str, float]:
     tide = record["tide"]
     out = {"AP75": record["bbox"]["AP75"]} if "AP75" in record["bbox"] else {}
     for error, curve in tide["dAP"].items():
-        out.update({f"{error}@{t:g}": value for t, value in zip(tide["fg_threshold"], curve)})
+        out.update({f"{error}@{t:g}": value for t, value in zip(tide["fg_threshold"], curve, strict=True)})
     return out
 
 
