@@ -76,8 +76,6 @@ TEACHER_FIELDS = ("name", "dataset", "split", "config", "parameters", "input_siz
 SIZES = ("small", "medium", "large")
 #: foreground IoU thresholds of the localization table's TIDE columns
 LOC_THRESHOLDS = (0.5, 0.7)
-#: TIDE's main error types, in its order (classification, localization, both, duplicate, background, missed)
-TIDE_ERRORS = ("Cls", "Loc", "Both", "Dupe", "Bkg", "Miss")
 RECORD_FIELDS = ("family", "variant", "seed", "teacher", "dataset", "split", "schedule", "bbox",
                  "measured_with", "command")
 BLOCK = re.compile(r"<!-- BEGIN GENERATED: (?P<key>[^>]+?) -->\n.*?<!-- END GENERATED: (?P=key) -->\n",
@@ -140,6 +138,19 @@ def _mean_cell(by_seed: dict[int, dict], base: dict[int, dict], metric: str) -> 
     return cell
 
 
+def _mean_table(runs: dict[str, dict[int, dict]], columns: dict[str, str], bold: bool = False) -> list[str]:
+    """Markdown lines (header, then a row per variant of ``runs`` {variant: {seed: values}}): ``columns``
+    (value key -> header) as mean ± std over the variant's seeds with the Δ to the baseline of the same seeds."""
+    base = runs.get(BASELINE, {})
+    lines = ["| run | seeds | " + " | ".join(columns.values()) + " |", "|---|---|" + "---|" * len(columns)]
+    for variant in sorted(runs, key=_order):
+        label = VARIANT_LABELS.get(variant, variant)
+        cells = [_mean_cell(runs[variant], {} if variant == BASELINE else base, c) for c in columns]
+        lines.append(f"| {f'**{label}**' if bold else label} | {_seeds(list(runs[variant]))} | "
+                     + " | ".join(cells) + " |")
+    return lines
+
+
 def render_table(records: list[dict]) -> str:
     """Markdown table of one group: mean ± std rows per variant, then a row per seed and variant."""
     runs: dict[str, dict[int, dict]] = defaultdict(dict)
@@ -148,13 +159,10 @@ def render_table(records: list[dict]) -> str:
             raise ResultsDocError(f"two records for {group_key(r)} / {r['variant']} / seed {r['seed']}.")
         runs[r["variant"]][r["seed"]] = r["bbox"]
     base = runs.get(BASELINE, {})
-    head = ["| run | seeds | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
-    means, per_seed = [], []
+    per_seed = []
     for variant in sorted(runs, key=_order):
         label = VARIANT_LABELS.get(variant, variant)
         by_seed = runs[variant]
-        cells = [_mean_cell(by_seed, {} if variant == BASELINE else base, m) for m in METRICS]
-        means.append(f"| **{label}** | {_seeds(list(by_seed))} | " + " | ".join(cells) + " |")
         for seed in sorted(by_seed):
             row = []
             for m in METRICS:
@@ -163,7 +171,7 @@ def render_table(records: list[dict]) -> str:
                 row.append("–" if value is None else f"{value:.1f}" + ("" if ref is None else " " + _delta(value - ref)))
             per_seed.append((seed, _order(variant), f"| {label} | {seed} | " + " | ".join(row) + " |"))
     rows = [line for _, _, line in sorted(per_seed)]
-    return "\n".join([*head, *means, *rows]) + "\n"
+    return "\n".join([*_mean_table(runs, {m: m for m in METRICS}, bold=True), *rows]) + "\n"
 
 
 def title(key: str) -> str:
@@ -231,18 +239,6 @@ def _tide_values(record: dict) -> dict[str, float]:
     return out
 
 
-def _tide_table(runs: dict[str, dict[int, dict]], columns: dict[str, str]) -> list[str]:
-    """Markdown lines: per variant, ``columns`` (value key -> header) as mean ± std over its seeds with
-    the Δ to the baseline of the same seeds."""
-    base = runs.get(BASELINE, {})
-    lines = ["| run | seeds | " + " | ".join(columns.values()) + " |", "|---|---|" + "---|" * len(columns)]
-    for variant in sorted(runs, key=_order):
-        cells = [_mean_cell(runs[variant], {} if variant == BASELINE else base, c) for c in columns]
-        lines.append(f"| {VARIANT_LABELS.get(variant, variant)} | {_seeds(list(runs[variant]))} | "
-                     + " | ".join(cells) + " |")
-    return lines
-
-
 def render_localization(records: list[dict]) -> str:
     """Two markdown tables of one group's runs with a TIDE analysis, mean ± std over seeds, Δ vs the
     baseline of the same seeds (a negative Δ in a TIDE column: fewer errors of that type): AP75 and the
@@ -252,9 +248,9 @@ def render_localization(records: list[dict]) -> str:
     for r in records:
         runs[r["variant"]][r["seed"]] = _tide_values(r)
     loc = {"AP75": "AP75", **{f"Loc@{t:g}": f"Loc error, fg IoU {t:g}" for t in LOC_THRESHOLDS}}
-    errors = {f"{e}@0.5": e for e in TIDE_ERRORS}
-    return "\n".join([*_tide_table(runs, loc), "", "TIDE's error types at fg IoU 0.5 (dAP):", "",
-                      *_tide_table(runs, errors)]) + "\n"
+    errors = {f"{e}@0.5": e for e in records[0]["tide"]["dAP"]}  # TIDE's error types, in its order
+    return "\n".join([*_mean_table(runs, loc), "", "TIDE's error types at fg IoU 0.5 (dAP):", "",
+                      *_mean_table(runs, errors)]) + "\n"
 
 
 def _per_seed(record: dict) -> str:
