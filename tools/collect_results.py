@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicod_d2.modeling.variants import VARIANTS
+from dicod_d2.utils.formatting import signed
 
 #: COCO val2017 mAP reported by the paper (Section 4, Table S2), per config folder; None = not reported
 PAPER = {
@@ -107,7 +108,7 @@ def _cell(value: float | None, base: float | None) -> str:
         return "–"
     if base is None:
         return f"{value:.1f}"
-    return f"{value:.1f} ({value - base:+.1f})"
+    return f"{value:.1f} ({signed(value - base)})"
 
 
 def format_tables(runs: list[Run], metrics: list[str], paper: bool = False) -> str:

@@ -50,6 +50,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from dicod_d2.modeling.variants import BASELINE, CONTROLS, VARIANTS
+from dicod_d2.utils.formatting import signed
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_DIR = REPO / "projects/DICOD/results"
@@ -120,11 +121,6 @@ def _seeds(seeds: list[int]) -> str:
     return ", ".join(map(str, sorted(seeds)))
 
 
-def _delta(difference: float) -> str:
-    """``(+1.2)``; a difference that rounds to zero reads ``(+0.0)``, never ``(-0.0)``."""
-    return f"({round(difference, 1) + 0.0:+.1f})"
-
-
 def _mean_cell(by_seed: dict[int, dict], base: dict[int, dict], metric: str) -> str:
     """``mean ± std`` of ``metric`` over the seeds of ``by_seed`` (one seed: its value), with
     ``(Δ)`` to the mean of ``base`` over the same seeds when ``base`` has them all."""
@@ -134,7 +130,7 @@ def _mean_cell(by_seed: dict[int, dict], base: dict[int, dict], metric: str) -> 
     mean, std = _mean_std([by_seed[s][metric] for s in seeds])
     cell = f"{mean:.1f} ± {std:.1f}" if len(seeds) > 1 else f"{mean:.1f}"
     if base and all(metric in base.get(s, {}) for s in seeds):
-        cell += " " + _delta(mean - statistics.fmean(base[s][metric] for s in seeds))
+        cell += " " + f"({signed(mean - statistics.fmean(base[s][metric] for s in seeds))})"
     return cell
 
 
@@ -168,7 +164,7 @@ def render_table(records: list[dict]) -> str:
             for m in METRICS:
                 value = by_seed[seed].get(m)
                 ref = base.get(seed, {}).get(m) if variant != BASELINE else None
-                row.append("–" if value is None else f"{value:.1f}" + ("" if ref is None else " " + _delta(value - ref)))
+                row.append("–" if value is None else f"{value:.1f}" + ("" if ref is None else f" ({signed(value - ref)})"))
             per_seed.append((seed, _order(variant), f"| {label} | {seed} | " + " | ".join(row) + " |"))
     rows = [line for _, _, line in sorted(per_seed)]
     return "\n".join([*_mean_table(runs, {m: m for m in METRICS}, bold=True), *rows]) + "\n"

@@ -5,6 +5,7 @@ import statistics
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from dicod_d2.utils.formatting import signed
 from dicod_d2.utils.io import atomic_path, atomic_write_text
 
 from .metrics import AP_KEYS, IOU_KEYS
@@ -13,7 +14,7 @@ from .metrics import AP_KEYS, IOU_KEYS
 def _cell(mean: float, std: float, base: float | None, seeds: int) -> str:
     text = f"{mean:.1f}" + (f" ± {std:.1f}" if seeds > 1 else "")
     if base is not None:
-        text += f" ({mean - base:+.1f})"
+        text += f" ({signed(mean - base)})"
     return text
 
 
@@ -61,7 +62,7 @@ def reference_table(agg: Mapping[str, dict], reference: Sequence[Mapping], order
         seeds = ", ".join(map(str, sorted(by_variant[name])))
         lines.append(f"| {labels.get(name, name)} | {mine['bbox']['AP'][0]:.1f} ({', '.join(map(str, mine['seeds']))}) "
                      f"| {mean:.1f} ± {std:.1f} ({seeds}) | {min(ref):.1f} – {max(ref):.1f} "
-                     f"| {mine['bbox']['AP'][0] - mean:+.1f} |")
+                     f"| {signed(mine['bbox']['AP'][0] - mean)} |")
     return "\n".join(lines)
 
 
