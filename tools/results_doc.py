@@ -26,9 +26,9 @@ evaluation), any other split from ``<run>/<split>/coco_eval.json`` (what tools/d
 Rendering: one table per (dataset, family, schedule, teacher, split), between
 ``<!-- BEGIN GENERATED: key -->`` and ``<!-- END GENERATED: key -->``: per variant the mean ± std over
 its seeds with the difference to the baseline's mean over the same seeds, then one row per seed
-(difference to the same seed's baseline). A table without a block in the document is appended at the
-end with its block, ready for a hand-written note above it. Variants and families not in the label
-tables below render under their own name.
+of each variant run on several seeds (difference to the same seed's baseline). A table without a
+block in the document is appended at the end with its block, ready for a hand-written note above
+it. Variants and families not in the label tables below render under their own name.
 
 Teachers: ``projects/DICOD/results/teachers/*.json`` holds one record per teacher evaluation (``name``,
 ``dataset``, ``split``, ``config``, ``parameters``, ``input_size``, ``classification`` {"top1": percent,
@@ -148,7 +148,8 @@ def _mean_table(runs: dict[str, dict[int, dict]], columns: dict[str, str], bold:
 
 
 def render_table(records: list[dict]) -> str:
-    """Markdown table of one group: mean ± std rows per variant, then a row per seed and variant."""
+    """Markdown table of one group: mean ± std rows per variant, then a row per seed of each variant run
+    on more than one seed (a single-seed variant's mean row is its only row)."""
     runs: dict[str, dict[int, dict]] = defaultdict(dict)
     for r in records:
         if r["seed"] in runs[r["variant"]]:
@@ -159,6 +160,8 @@ def render_table(records: list[dict]) -> str:
     for variant in sorted(runs, key=_order):
         label = VARIANT_LABELS.get(variant, variant)
         by_seed = runs[variant]
+        if len(by_seed) < 2:
+            continue
         for seed in sorted(by_seed):
             row = []
             for m in METRICS:
