@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The main job on the built-in dataset: teacher -> baseline and DICOD students -> COCO AP -> TIDE.
 
-    python tools/demo.py                     # FashionDet demo split, seed 0 (~30 min on 2 cores; ~20 with the teacher reused)
+    python tools/demo.py                     # demo split, seed 0 (~30 min on 2 cores, ~20 if the teacher is reused)
     python tools/demo.py --seeds 0 1 2       # the three-seed comparison
     python tools/demo.py --ablation          # also +KD_cls, +loc+KD_loc and the control student
     python tools/demo.py --students faster_rcnn retinanet ssd --seeds 0 1 2 --ablation   # every family
